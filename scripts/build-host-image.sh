@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build the systemd host image used by the lab and the Molecule scenarios, without any registry:
+# debootstrap a Debian bookworm rootfs from this machine's own apt mirror, then `docker import` it.
+# The tag carries a hash of the recipe, so the image is built once and rebuilt when the recipe changes.
+# Prints the image reference on stdout. (docker import cannot set STOPSIGNAL: containers are
+# created with stop_signal SIGRTMIN+3 so that `docker stop` shuts systemd down cleanly.)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+recipe_dir="$here/images/host"
+suite=${RAYFORGE_IMAGE_SUITE:-bookworm}
+repo=${RAYFORGE_IMAGE_REPO:-rayforge/host}
+ca_bundle=${RAYFORGE_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+
+recipe_hash=$(cat "${BASH_SOURCE[0]}" "$recipe_dir"/* | sha256sum | cut -c1-12)
+tag="$repo:$suite-$recipe_hash"
+
+if docker image inspect "$tag" >/dev/null 2>&1; then
+    echo "$tag"
+    exit 0
+fi
+
+# The mirror comes from the machine's own apt sources (deb822 or one-line format).
+mirror() {
+    local f uri
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && $0 ~ /(^|[ \t])'"$suite"'([ \t]|$)/ {s=1}
+                   /^$/ {if (u && s) {print u; done=1; exit} u=""; s=0}
+                   END {if (!done && u && s) print u}' "$f")
+        [ -n "$uri" ] && { echo "$uri"; return; }
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        uri=$(awk '$1 == "deb" && $0 ~ /[ \t]'"$suite"'[ \t]/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' "$f")
+        [ -n "$uri" ] && { echo "$uri"; return; }
+    done
+    return 1
+}
+mirror_uri=$(mirror) || { echo "no apt source for '$suite' found in /etc/apt" >&2; exit 1; }
+
+command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rootfs="$work/rootfs"
+packages=$(grep -v '^\s*#' "$recipe_dir/packages.txt" | xargs | tr ' ' ',')
+
+echo "building $tag from $mirror_uri (takes a few minutes, once)" >&2
+debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror_uri" >&2
+# The machine's HTTPS goes through a proxy with its own CA: hosts need it for pip.
+cp "$ca_bundle" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+cp "$recipe_dir/setup-rootfs.sh" "$rootfs/tmp/setup-rootfs.sh"
+chroot "$rootfs" /bin/sh /tmp/setup-rootfs.sh >&2
+rm -f "$rootfs/tmp/setup-rootfs.sh"
+
+tar -C "$rootfs" -c . | docker import \
+    --change 'ENV container=docker' \
+    --change 'CMD ["/lib/systemd/systemd"]' \
+    - "$tag" >&2
+echo "$tag"
