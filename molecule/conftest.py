@@ -1,0 +1,73 @@
+"""Fixtures shared by every scenario's testinfra tests (pytest loads conftest.py files
+from the repository root down to each scenario's tests/ directory).
+
+Variables come from the roles' defaults overlaid with the scenario's inventory, so a test
+asks for the port the roles were told to use, not a number of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+UNITS = ("ray-head", "ray-worker")
+
+
+def role_defaults() -> dict:
+    merged: dict = {}
+    for path in sorted(ROOT.glob("roles/*/defaults/main.yml")):
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
+
+
+@pytest.fixture
+def rayvars(host) -> dict:
+    """Role defaults overlaid with this host's inventory variables (plain values only)."""
+    merged = role_defaults()
+    merged.update(host.ansible.get_variables())
+    return merged
+
+
+@pytest.fixture
+def node_ip(host) -> str:
+    """The address other machines use to reach this host (its default-route IPv4)."""
+    return host.check_output("ip -4 -o route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'")
+
+
+def http(url: str, method: str = "GET", body: object | None = None, headers: dict | None = None,
+         timeout: float = 10.0) -> tuple[int, object]:
+    """(status, decoded JSON or text) from the controller's side of the network."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, text = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        status, text = err.code, err.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failed test, attach the Ray units' journal of the host under test."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    host = item.funcargs.get("host")
+    if host is None:
+        return
+    for unit in UNITS:
+        out = host.run(f"journalctl -u {unit} -n 80 --no-pager")
+        if out.stdout.strip() and "No entries" not in out.stdout:
+            report.sections.append((f"journal {unit}", out.stdout))

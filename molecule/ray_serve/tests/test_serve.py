@@ -1,0 +1,69 @@
+"""The salience app is deployed by Serve and answers from outside the host."""
+
+import pytest
+from conftest import http
+
+SEED = {"features": [{"task_risk": 0.5, "failure_severity": 0.3}]}
+
+
+@pytest.fixture
+def app(rayvars):
+    return rayvars["ray_serve_applications"][0]
+
+
+def serve_url(node_ip, rayvars, app, path):
+    prefix = app.get("route_prefix", "/").rstrip("/")
+    return f"http://{node_ip}:{rayvars['ray_serve_http_port']}{prefix}{path}"
+
+
+def test_serve_listens_on_all_interfaces(host, rayvars):
+    assert host.socket(f"tcp://0.0.0.0:{rayvars['ray_serve_http_port']}").is_listening
+
+
+def test_dashboard_lists_the_app_running(node_ip, rayvars, app):
+    status, body = http(f"http://{node_ip}:{rayvars['ray_dashboard_port']}/api/serve/applications/")
+    assert status == 200, body
+    deployed = body["applications"][app["name"]]
+    assert deployed["status"] == "RUNNING", deployed.get("message")
+    for dep in deployed["deployments"].values():
+        running = [r for r in dep["replicas"] if r["state"] == "RUNNING"]
+        assert dep["status"] == "HEALTHY"
+        assert len(running) == dep["target_num_replicas"] == app["deployments"][0]["num_replicas"]
+
+
+def test_seed_request_scores_0_15_from_outside(node_ip, rayvars, app):
+    status, body = http(serve_url(node_ip, rayvars, app, "/score/salience"), "POST", SEED)
+    assert status == 200, body
+    assert body["status"] == "success"
+    assert body["model"] == "salience_scorer"
+    assert body["scores"] == [pytest.approx(0.15)]
+
+
+def test_defaults_are_half(node_ip, rayvars, app):
+    status, body = http(serve_url(node_ip, rayvars, app, "/score/salience"), "POST", {"features": [{}]})
+    assert status == 200, body
+    assert body["scores"] == [pytest.approx(0.25)]
+
+
+@pytest.mark.parametrize("payload", [
+    b"not json",
+    {"features": []},
+    {"features": [{"task_risk": 1.5}]},
+    {"features": [{"task_risk": "high"}]},
+    {"nothing": 1},
+])
+def test_bad_requests_get_4xx_with_a_message(node_ip, rayvars, app, payload):
+    status, body = http(serve_url(node_ip, rayvars, app, "/score/salience"), "POST", payload)
+    assert 400 <= status < 500, (status, body)
+    assert body["status"] == "error" and body["error"], body
+
+
+def test_health_route_answers(node_ip, rayvars, app):
+    status, body = http(serve_url(node_ip, rayvars, app, "/healthz"))
+    assert status == 200, body
+
+
+def test_serve_config_on_disk_passes_rays_schema(host, rayvars):
+    host.run_test(
+        f"{rayvars['ray_venv_dir']}/bin/python {rayvars['ray_install_dir']}/bin/check_serve_config.py "
+        f"{rayvars['ray_config_dir']}/serve-config.json")
