@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Build (once) the controller's tooling virtualenv and print its path on stdout.
+#
+#   venv=$(scripts/bootstrap.sh) && PATH="$venv/bin:$PATH"
+#
+# The venv is ${RAYFORGE_CACHE:-$HOME/.cache/rayforge}/venv-<hash>, <hash> being a short hash
+# of requirements-dev.txt: editing that file builds a new venv, an unchanged one is reused.
+# A venv is not relocatable (console scripts carry its absolute path in their shebang), so it
+# is built in a directory of its own, venv-<hash>.XXXXXX, and only when the install has
+# finished is venv-<hash> made to point at it, by renaming a symlink over it (atomic). An
+# interrupted install therefore leaves no venv-<hash>, and its directory is removed by the
+# next run. A lock serialises concurrent runs for the same hash. The path printed is the
+# real directory (what the venv's own scripts and sys.executable name).
+#
+# Then, every run:
+#   - `ansible-galaxy collection install -r requirements.yml`: the `ansible` package bundles
+#     those collections, so this finds them installed without Galaxy. If it fails anyway (it
+#     tried the network), each collection is checked with `ansible-galaxy collection list`.
+#   - the project's app (pyproject.toml, package `salience`) is installed editable, when it is
+#     not already installed from this checkout.
+#
+# Environment: RAYFORGE_CACHE (cache root), RAYFORGE_PYTHON (interpreter, default python3).
+# Everything but the venv path goes to stderr.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${RAYFORGE_CACHE:-$HOME/.cache/rayforge}
+python=${RAYFORGE_PYTHON:-python3}
+reqs="$root/requirements-dev.txt"
+
+say() { echo "bootstrap: $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+[ -f "$reqs" ] || die "$reqs not found"
+command -v "$python" >/dev/null || die "no '$python' on PATH (set RAYFORGE_PYTHON)"
+"$python" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
+    die "$python must be Python >= 3.11 with the venv module (ansible-core needs 3.11+)"
+
+hash=$(sha256sum "$reqs" | cut -c1-12)
+mkdir -p "$cache"
+venv="$cache/venv-$hash"
+
+usable() {
+    [ -L "$venv" ] && [ -f "$venv/.rayforge-complete" ] && "$venv/bin/python" -c '' 2>/dev/null
+}
+
+build() {
+    local build_dir link
+    # Leftovers of interrupted builds for this hash (we hold the lock: nobody else builds it).
+    for build_dir in "$cache/venv-$hash".* "$cache/.venv-$hash".link-*; do
+        [ -e "$build_dir" ] || [ -L "$build_dir" ] || continue
+        [ "$(readlink -f "$venv" 2>/dev/null)" = "$(readlink -f "$build_dir")" ] && continue
+        say "removing leftover $build_dir"
+        rm -rf "$build_dir"
+    done
+    # A venv-<hash> that is not a complete venv of ours (a real dir, a dangling link): replace.
+    if [ -e "$venv" ] || [ -L "$venv" ]; then
+        say "replacing incomplete $venv"
+        target=$(readlink -f "$venv" || true)
+        case "$target" in "$cache"/venv-"$hash".*) rm -rf "$target" ;; esac
+        rm -rf "$venv"
+    fi
+
+    build_dir=$(mktemp -d "$cache/venv-$hash.XXXXXX")
+    chmod 755 "$build_dir"
+    say "creating $venv from requirements-dev.txt (takes a few minutes, once per change of it)"
+    "$python" -m venv "$build_dir" >&2
+    "$build_dir/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$build_dir/bin/python" -m pip install --quiet -r "$reqs" >&2
+    echo "$hash" >"$build_dir/.rayforge-complete"
+    link="$cache/.venv-$hash.link-$$"
+    ln -s "$(basename "$build_dir")" "$link"
+    mv -T "$link" "$venv"
+    say "venv ready: $venv -> $(basename "$build_dir")"
+}
+
+exec 9>"$cache/.venv-$hash.lock"
+flock 9
+usable || build
+flock -u 9
+
+venv=$(readlink -f "$venv")
+export PATH="$venv/bin:$PATH"
+
+# Collections. Exits 0 with "Nothing to do" when the bundled ones satisfy requirements.yml.
+if [ -f "$root/requirements.yml" ]; then
+    say "ansible-galaxy collection install -r requirements.yml"
+    if ! (cd "$root" && timeout 120 ansible-galaxy collection install -r requirements.yml >&2); then
+        say "collection install failed (no Galaxy here?); checking the installed collections"
+        installed=$(cd "$root" && ansible-galaxy collection list --format json 2>/dev/null)
+        INSTALLED="$installed" python - "$root/requirements.yml" <<'EOF' >&2 || exit 1
+import json, os, sys
+import yaml
+
+wanted = yaml.safe_load(open(sys.argv[1], encoding="utf-8")).get("collections") or []
+names = {c if isinstance(c, str) else c["name"] for c in wanted}
+have = set()
+for collections in json.loads(os.environ["INSTALLED"] or "{}").values():
+    have.update(collections)
+missing = sorted(names - have)
+for name in sorted(names & have):
+    print(f"bootstrap: collection {name} present")
+if missing:
+    print(f"bootstrap: ERROR: collections missing and not installable: {', '.join(missing)}")
+    sys.exit(1)
+EOF
+    fi
+fi
+
+# The app, editable, when it is not already installed from this checkout (CI clones elsewhere).
+if [ -f "$root/pyproject.toml" ]; then
+    where=$(cd / && python -c 'import salience, os; print(os.path.dirname(salience.__file__))' 2>/dev/null || true)
+    if [ "$where" != "$root/app/src/salience" ]; then
+        say "pip install -e $root (the app: package salience)"
+        python -m pip install --quiet -e "$root" >&2
+    else
+        say "app already installed editable from $root"
+    fi
+else
+    say "no pyproject.toml in $root: app not installed"
+fi
+
+echo "$venv"
