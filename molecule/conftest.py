@@ -40,12 +40,23 @@ def node_ip(host) -> str:
     return host.check_output("ip -4 -o route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'")
 
 
-def http(url: str, method: str = "GET", body: object | None = None, headers: dict | None = None,
-         timeout: float = 10.0) -> tuple[int, object]:
+def http(
+    url: str,
+    method: str = "GET",
+    body: object | None = None,
+    headers: dict | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, object]:
     """(status, decoded JSON or text) from the controller's side of the network."""
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json", **(headers or {})})
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             status, text = resp.status, resp.read().decode()

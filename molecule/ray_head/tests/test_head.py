@@ -25,14 +25,19 @@ def test_head_runs_as_unprivileged_user(host, rayvars):
 def test_ports_listen(host, rayvars):
     for name in ("ray_gcs_port", "ray_dashboard_port", "ray_metrics_export_port"):
         port = rayvars[name]
-        assert host.socket(f"tcp://0.0.0.0:{port}").is_listening or host.socket(
-            f"tcp://{host.check_output('hostname -I').split()[0]}:{port}").is_listening, name
+        assert (
+            host.socket(f"tcp://0.0.0.0:{port}").is_listening
+            or host.socket(
+                f"tcp://{host.check_output('hostname -I').split()[0]}:{port}"
+            ).is_listening
+        ), name
 
 
 def test_ray_status_reports_a_healthy_node(host, rayvars):
     out = host.check_output(
         f"sudo -u {rayvars['ray_user']} {rayvars['ray_venv_dir']}/bin/ray status "
-        f"--address 127.0.0.1:{rayvars['ray_gcs_port']}")
+        f"--address 127.0.0.1:{rayvars['ray_gcs_port']}"
+    )
     assert "1 node(s)" in out or "Active:" in out
     assert "CPU" in out
 
@@ -51,5 +56,7 @@ def test_dashboard_lists_one_alive_node(node_ip, rayvars):
 
 
 def test_metrics_exported(host, rayvars):
-    out = host.check_output(f"curl -sf http://127.0.0.1:{rayvars['ray_metrics_export_port']}/metrics")
+    out = host.check_output(
+        f"curl -sf http://127.0.0.1:{rayvars['ray_metrics_export_port']}/metrics"
+    )
     assert "ray_" in out

@@ -1,6 +1,7 @@
 """The salience app is deployed by Serve and answers from outside the host."""
 
 import pytest
+
 from conftest import http
 
 SEED = {"features": [{"task_risk": 0.5, "failure_severity": 0.3}]}
@@ -40,22 +41,28 @@ def test_seed_request_scores_0_15_from_outside(node_ip, rayvars, app):
 
 
 def test_defaults_are_half(node_ip, rayvars, app):
-    status, body = http(serve_url(node_ip, rayvars, app, "/score/salience"), "POST", {"features": [{}]})
+    status, body = http(
+        serve_url(node_ip, rayvars, app, "/score/salience"), "POST", {"features": [{}]}
+    )
     assert status == 200, body
     assert body["scores"] == [pytest.approx(0.25)]
 
 
-@pytest.mark.parametrize("payload", [
-    b"not json",
-    {"features": []},
-    {"features": [{"task_risk": 1.5}]},
-    {"features": [{"task_risk": "high"}]},
-    {"nothing": 1},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        {"features": []},
+        {"features": [{"task_risk": 1.5}]},
+        {"features": [{"task_risk": "high"}]},
+        {"nothing": 1},
+    ],
+)
 def test_bad_requests_get_4xx_with_a_message(node_ip, rayvars, app, payload):
     status, body = http(serve_url(node_ip, rayvars, app, "/score/salience"), "POST", payload)
     assert 400 <= status < 500, (status, body)
-    assert body["status"] == "error" and body["error"], body
+    assert body["status"] == "error", body
+    assert body["error"], body
 
 
 def test_health_route_answers(node_ip, rayvars, app):
@@ -64,6 +71,6 @@ def test_health_route_answers(node_ip, rayvars, app):
 
 
 def test_serve_config_on_disk_passes_rays_schema(host, rayvars):
-    host.run_test(
-        f"{rayvars['ray_venv_dir']}/bin/python {rayvars['ray_install_dir']}/bin/check_serve_config.py "
-        f"{rayvars['ray_config_dir']}/serve-config.json")
+    checker = f"{rayvars['ray_install_dir']}/bin/check_serve_config.py"
+    config = f"{rayvars['ray_config_dir']}/serve-config.json"
+    host.run_test(f"{rayvars['ray_venv_dir']}/bin/python {checker} {config}")

@@ -20,7 +20,11 @@ options:
   headers: {type: dict, default: {}, description: Extra HTTP headers (authentication).}
   wait: {type: bool, default: true, description: Wait for the applications to be healthy.}
   timeout: {type: int, default: 300, description: Seconds to wait for the dashboard and for health.}
-  state: {type: str, default: present, choices: [present, absent], description: absent shuts Serve down.}
+  state:
+    type: str
+    default: present
+    choices: [present, absent]
+    description: C(absent) shuts Serve down.
 """
 
 RETURN = r"""
@@ -74,7 +78,7 @@ class ServeApi:
 def http_error_text(err: urllib.error.HTTPError) -> str:
     try:
         body = err.read().decode(errors="replace")
-    except Exception:  # noqa: BLE001 - best effort, the status line is still reported
+    except Exception:  # best effort: the status line is still reported
         body = ""
     return f"HTTP {err.code} {err.reason}: {body.strip()}"
 
@@ -164,8 +168,10 @@ def main() -> None:
     try:
         current = api.get()
     except urllib.error.HTTPError as err:
-        module.fail_json(msg=f"Serve API at {p['dashboard_url']} refused GET: {http_error_text(err)}")
-    except Exception as err:  # noqa: BLE001 - report any transport failure to the operator
+        module.fail_json(
+            msg=f"Serve API at {p['dashboard_url']} refused GET: {http_error_text(err)}"
+        )
+    except Exception as err:  # any transport failure goes to the operator
         module.fail_json(msg=f"Serve API at {p['dashboard_url']} did not answer: {err}")
 
     if p["state"] == "absent":
@@ -185,15 +191,16 @@ def main() -> None:
 
     diffs = differences(desired, current)
     changed = bool(diffs)
+    running = {
+        n: a.get("deployed_app_config") for n, a in (current.get("applications") or {}).items()
+    }
+    wanted = {a["name"]: a for a in desired.get("applications", [])}
     result = {
         "changed": changed,
         "differences": diffs,
         "diff": {
-            "before": json.dumps(
-                {n: a.get("deployed_app_config") for n, a in (current.get("applications") or {}).items()},
-                indent=2, sort_keys=True) + "\n",
-            "after": json.dumps(
-                {a["name"]: a for a in desired.get("applications", [])}, indent=2, sort_keys=True) + "\n",
+            "before": json.dumps(running, indent=2, sort_keys=True) + "\n",
+            "after": json.dumps(wanted, indent=2, sort_keys=True) + "\n",
         },
     }
     if module.check_mode:
@@ -222,7 +229,9 @@ def main() -> None:
             if time.monotonic() > deadline:
                 module.fail_json(
                     msg=f"Serve applications not healthy after {p['timeout']} s",
-                    applications=summarize(current), **result)
+                    applications=summarize(current),
+                    **result,
+                )
             time.sleep(2)
 
     module.exit_json(applications=summarize(current), **result)
