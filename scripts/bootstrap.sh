@@ -109,7 +109,8 @@ fi
 
 # The app, editable, when it is not already installed from this checkout (CI clones elsewhere).
 if [ -f "$root/pyproject.toml" ]; then
-    where=$(cd / && python -c 'import salience, os; print(os.path.dirname(salience.__file__))' 2>/dev/null || true)
+    where=$(cd / && python -c 'import os, salience; print(os.path.dirname(salience.__file__))' 2>/dev/null) ||
+        where=none
     if [ "$where" != "$root/app/src/salience" ]; then
         say "pip install -e $root (the app: package salience)"
         python -m pip install --quiet -e "$root" >&2
