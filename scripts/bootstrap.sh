@@ -40,6 +40,12 @@ hash=$(sha256sum "$reqs" | cut -c1-12)
 mkdir -p "$cache"
 venv="$cache/venv-$hash"
 
+# pip, minus the warnings this machine's pip config causes for each package (its extra
+# index lists local directories that may not exist); everything else passes through.
+pip_install() {
+    "$@" 2> >(grep -v "^WARNING: Location 'file://.*' is ignored" >&2)
+}
+
 usable() {
     [ -L "$venv" ] && [ -f "$venv/.rayforge-complete" ] && "$venv/bin/python" -c '' 2>/dev/null
 }
@@ -64,9 +70,12 @@ build() {
     build_dir=$(mktemp -d "$cache/venv-$hash.XXXXXX")
     chmod 755 "$build_dir"
     say "creating $venv from requirements-dev.txt (takes a few minutes, once per change of it)"
-    "$python" -m venv "$build_dir" >&2
-    "$build_dir/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$build_dir/bin/python" -m pip install --quiet -r "$reqs" >&2
+    if ! { "$python" -m venv "$build_dir" >&2 &&
+        pip_install "$build_dir/bin/python" -m pip install --quiet --upgrade pip >&2 &&
+        pip_install "$build_dir/bin/python" -m pip install --quiet -r "$reqs" >&2; }; then
+        rm -rf "$build_dir"
+        die "installing requirements-dev.txt failed (see pip's output above)"
+    fi
     echo "$hash" >"$build_dir/.rayforge-complete"
     link="$cache/.venv-$hash.link-$$"
     ln -s "$(basename "$build_dir")" "$link"
@@ -113,7 +122,7 @@ if [ -f "$root/pyproject.toml" ]; then
         where=none
     if [ "$where" != "$root/app/src/salience" ]; then
         say "pip install -e $root (the app: package salience)"
-        python -m pip install --quiet -e "$root" >&2
+        pip_install python -m pip install --quiet -e "$root" >&2
     else
         say "app already installed editable from $root"
     fi
