@@ -17,6 +17,8 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 UNITS = ("ray-head", "ray-worker")
+# The address other machines use to reach a host: the source IP of its default route.
+IP_CMD = "ip -4 -o route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'"
 
 
 def role_defaults() -> dict:
@@ -37,7 +39,13 @@ def rayvars(host) -> dict:
 @pytest.fixture
 def node_ip(host) -> str:
     """The address other machines use to reach this host (its default-route IPv4)."""
-    return host.check_output("ip -4 -o route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'")
+    return host.check_output(IP_CMD)
+
+
+def peer(host, name: str):
+    """Another host of the same Ansible inventory as `host`."""
+    inventory = host.backend.ansible_inventory
+    return host.get_host(f"ansible://{name}?ansible_inventory={inventory}")
 
 
 def http(
