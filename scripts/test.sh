@@ -4,7 +4,8 @@
 #   2. bootstrap   scripts/bootstrap.sh (the tooling venv; its bin/ goes first on PATH)
 #   3. host-image  scripts/build-host-image.sh (exports RAYFORGE_HOST_IMAGE = its tag)
 #   4. lint        yamllint, ansible-lint, ruff check, ruff format --check,
-#                  scripts/check-argument-specs.py (one step each)
+#                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check README.md
+#                  (one step each)
 #   5. app-tests   pytest app/tests
 #   6. molecule    destroy leftovers of an aborted run, then `molecule test -s NAME` for every
 #                  molecule/*/molecule.yml, sorted; a failure does not stop the others
@@ -147,6 +148,10 @@ else
     step lint:ruff-check ruff check "${ruff_paths[@]}"
     step lint:ruff-format ruff format --check --diff "${ruff_paths[@]}"
     step lint:argument-specs python scripts/check-argument-specs.py
+    # README's role variable tables are generated from the argument specs: must be current.
+    if [ -f scripts/gen-role-docs.py ] && [ -f README.md ]; then
+        step lint:role-docs python scripts/gen-role-docs.py --check README.md
+    fi
 fi
 
 # 5. The app's tests.
