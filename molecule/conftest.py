@@ -48,6 +48,34 @@ def peer(host, name: str):
     return host.get_host(f"ansible://{name}?ansible_inventory={inventory}")
 
 
+@pytest.fixture
+def api_headers(host, rayvars) -> dict:
+    """Headers the dashboard API wants: the cluster token read from the head, if auth is on."""
+    if rayvars["ray_auth_mode"] != "token":
+        return {}
+    head = peer(host, host.ansible.get_variables()["groups"]["ray_head"][0])
+    token = head.file(f"{rayvars['ray_config_dir']}/auth_token").content_string.strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Dashboard:
+    """The head's dashboard API, called from the controller with the cluster token."""
+
+    def __init__(self, url: str, headers: dict):
+        self.url, self.headers = url, headers
+
+    def get(self, path: str) -> tuple[int, object]:
+        return http(self.url + path, headers=self.headers)
+
+
+@pytest.fixture
+def dashboard(host, rayvars, api_headers) -> Dashboard:
+    head = peer(host, host.ansible.get_variables()["groups"]["ray_head"][0])
+    return Dashboard(
+        f"http://{head.check_output(IP_CMD)}:{rayvars['ray_dashboard_port']}", api_headers
+    )
+
+
 def http(
     url: str,
     method: str = "GET",

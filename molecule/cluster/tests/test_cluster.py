@@ -35,13 +35,8 @@ def cluster(host):
     }
 
 
-@pytest.fixture
-def dashboard(cluster, rayvars):
-    return f"http://{cluster['head']}:{rayvars['ray_dashboard_port']}"
-
-
 def alive_nodes(dashboard):
-    status, body = http(f"{dashboard}/nodes?view=summary")
+    status, body = dashboard.get("/nodes?view=summary")
     assert status == 200, body
     return {
         n["raylet"]["nodeManagerAddress"]
@@ -51,7 +46,7 @@ def alive_nodes(dashboard):
 
 
 def app_state(dashboard, name):
-    status, body = http(f"{dashboard}/api/serve/applications/")
+    status, body = dashboard.get("/api/serve/applications/")
     assert status == 200, body
     return body["applications"].get(name, {})
 

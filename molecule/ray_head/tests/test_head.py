@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import http
 
 
@@ -34,21 +36,18 @@ def test_ports_listen(host, rayvars):
 
 
 def test_ray_status_reports_a_healthy_node(host, rayvars):
-    out = host.check_output(
-        f"sudo -u {rayvars['ray_user']} {rayvars['ray_venv_dir']}/bin/ray status "
-        f"--address 127.0.0.1:{rayvars['ray_gcs_port']}"
-    )
+    out = host.check_output("rayforge-ray status")
     assert "1 node(s)" in out or "Active:" in out
     assert "CPU" in out
 
 
-def test_dashboard_answers_from_outside(node_ip, rayvars):
-    status, body = http(f"http://{node_ip}:{rayvars['ray_dashboard_port']}/api/gcs_healthz")
+def test_dashboard_answers_from_outside(dashboard):
+    status, body = dashboard.get("/api/gcs_healthz")
     assert status == 200, body
 
 
-def test_dashboard_lists_one_alive_node(node_ip, rayvars):
-    status, body = http(f"http://{node_ip}:{rayvars['ray_dashboard_port']}/nodes?view=summary")
+def test_dashboard_lists_one_alive_node(dashboard):
+    status, body = dashboard.get("/nodes?view=summary")
     assert status == 200, body
     nodes = body["data"]["summary"]
     alive = [n for n in nodes if n["raylet"]["state"] == "ALIVE"]
@@ -60,3 +59,20 @@ def test_metrics_exported(host, rayvars):
         f"curl -sf http://127.0.0.1:{rayvars['ray_metrics_export_port']}/metrics"
     )
     assert "ray_" in out
+
+
+def test_dashboard_refuses_calls_without_the_token(node_ip, rayvars):
+    if rayvars["ray_auth_mode"] != "token":
+        pytest.skip("token authentication is off")
+    # /api/gcs_healthz stays open on purpose (load balancer health checks).
+    for path in ("/api/jobs/", "/api/serve/applications/", "/nodes?view=summary"):
+        status, _ = http(f"http://{node_ip}:{rayvars['ray_dashboard_port']}{path}")
+        assert status in (401, 403), path
+
+
+def test_token_is_readable_by_ray_only(host, rayvars):
+    if rayvars["ray_auth_mode"] != "token":
+        pytest.skip("token authentication is off")
+    token = host.file(f"{rayvars['ray_config_dir']}/auth_token")
+    assert token.user == rayvars["ray_user"]
+    assert token.mode == 0o600

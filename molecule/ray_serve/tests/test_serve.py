@@ -21,8 +21,8 @@ def test_serve_listens_on_all_interfaces(host, rayvars):
     assert host.socket(f"tcp://0.0.0.0:{rayvars['ray_serve_http_port']}").is_listening
 
 
-def test_dashboard_lists_the_app_running(node_ip, rayvars, app):
-    status, body = http(f"http://{node_ip}:{rayvars['ray_dashboard_port']}/api/serve/applications/")
+def test_dashboard_lists_the_app_running(dashboard, app):
+    status, body = dashboard.get("/api/serve/applications/")
     assert status == 200, body
     deployed = body["applications"][app["name"]]
     assert deployed["status"] == "RUNNING", deployed.get("message")

@@ -1,15 +1,8 @@
 """The worker runs under systemd and the head counts it alive."""
 
+import time
+
 import pytest
-
-from conftest import IP_CMD, http, peer
-
-
-@pytest.fixture
-def head_url(host, rayvars):
-    head = host.ansible.get_variables()["groups"]["ray_head"][0]
-    ip = peer(host, head).check_output(IP_CMD)
-    return f"http://{ip}:{rayvars['ray_dashboard_port']}"
 
 
 def test_worker_unit_enabled_and_active_on_workers(host, rayvars):
@@ -22,8 +15,8 @@ def test_worker_unit_enabled_and_active_on_workers(host, rayvars):
         assert not unit.is_running
 
 
-def test_every_host_is_an_alive_node(host, head_url, node_ip):
-    status, body = http(f"{head_url}/nodes?view=summary")
+def test_every_host_is_an_alive_node(dashboard, node_ip):
+    status, body = dashboard.get("/nodes?view=summary")
     assert status == 200, body
     alive = {
         n["raylet"]["nodeManagerAddress"]
@@ -33,15 +26,13 @@ def test_every_host_is_an_alive_node(host, head_url, node_ip):
     assert node_ip in alive
 
 
-def test_worker_restarts_and_rejoins(host, rayvars, head_url, node_ip):
+def test_worker_restarts_and_rejoins(host, rayvars, dashboard, node_ip):
     if "ray_workers" not in host.ansible.get_variables()["group_names"]:
         pytest.skip("workers only")
     host.run_test(f"systemctl restart {rayvars['ray_worker_service_name']}")
-    import time
-
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        status, body = http(f"{head_url}/nodes?view=summary")
+        status, body = dashboard.get("/nodes?view=summary")
         alive = (
             [
                 n
