@@ -1,0 +1,658 @@
+"""A bad inventory fails in the preflight, before any host changes.
+
+Each case writes an inventory whose hosts are all this machine, reached with
+``ansible_connection: local`` (head 127.0.0.1, worker1 127.0.0.2, worker2 127.0.0.3: several
+inventory hosts on one machine are fine here, the preflight only reads), runs the real
+``ansible-playbook site.yml -i <inventory>`` from the repository root, without tags, and asserts
+that it exits 2 (a host failed) with the message that names the fix, that only the preflight
+play started (the "Nodes" play never did) and that PLAY RECAP shows changed=0 for every host.
+The good inventories (the same hosts, valid values) pass ``--tags preflight``: the bad cases
+fail for their stated reason, not because local hosts are unsupported.
+
+Cases that need more than a variable are made real on this one machine, loopback only:
+
+* Unsupported Python: an older CPython found here (pyenv's 3.8 or 3.9) is the worker's
+  ansible_python_interpreter, so the facts report it. Where there is none, the run narrows
+  ``_ray_supported_python_minors`` (role vars: only an extra var overrides them) so that this
+  machine's Python is not in it: the same assert and message, reached by a different route.
+* Unsupported OS: the worker's interpreter runs in a private mount namespace (``unshare
+  --mount``) where /etc/os-release describes AlmaLinux; the setup module reads it and reports
+  os_family RedHat. No other process sees that mount.
+* A loopback address across machines: the worker's interpreter runs in a new, empty network
+  namespace (``unshare --net``), so its 127.0.0.2 is not on the head's network.
+* Workers that cannot reach the head's GCS port: the test listens on the head's GCS address
+  and fills the accept queue, so the kernel drops further connections, as a firewall that drops
+  packets does. The preflight sees a listener (a running head) and probes it from the workers,
+  whose connects time out.
+
+Argument validation (meta/argument_specs.yml) runs when the preflight play includes each role,
+before the role's first task: a value of the wrong type (ray_gcs_port: abc) fails there, with
+Ansible's own message, so the preflight's "non-numeric port" assert only ever sees numbers.
+
+The runs start together, a few at a time (RAYFORGE_PREFLIGHT_JOBS, default 3), so the module
+takes about as long as its slowest runs rather than their sum. Each run's inventory, stdout and
+stderr stay in its pytest tmp directory. A guard (callback_plugins/preflight_guard.py) ends any
+bad-case run whose preflight passed before the next play could change this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GUARD_DIR = Path(__file__).resolve().parent / "callback_plugins"
+NODES_BANNER = "Nodes - Ray and the apps are installed"
+PREFLIGHT_PLAY = "Preflight"
+JOBS = int(os.environ.get("RAYFORGE_PREFLIGHT_JOBS", "3"))
+RUN_TIMEOUT = 600
+MIB = 1024 * 1024
+# The interpreter the local "hosts" use: Debian's, as on a real node.
+SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+SUPPORTED_MINORS = (10, 11, 12, 13)  # roles/ray/vars/main.yml _ray_supported_python_minors
+# TEST-NET-2 (RFC 5737): documentation only, never an address of this machine.
+FOREIGN_IP = "198.51.100.7"
+
+
+# --- What a case can ask of this machine ----------------------------------------------------
+
+
+def python_version(python: str) -> tuple[int, int, str] | None:
+    """(major, minor, full version) of an interpreter that runs, else None."""
+    try:
+        out = subprocess.run(
+            [
+                python,
+                "-c",
+                "import platform, sys; print(*sys.version_info[:2], platform.python_version())",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return int(out[0]), int(out[1]), out[2]
+
+
+def find_python(minors: tuple[int, ...]) -> str | None:
+    """A real CPython 3.<minor> binary on this machine (pyenv's or the system's), else None."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for minor in minors:
+        candidates = sorted(pyenv.glob(f"3.{minor}.*/bin/python3.{minor}"), reverse=True)
+        candidates += [Path(f"/usr/bin/python3.{minor}"), Path(f"/usr/local/bin/python3.{minor}")]
+        for candidate in candidates:
+            version = python_version(str(candidate)) if candidate.exists() else None
+            if version and version[:2] == (3, minor):
+                return str(candidate)
+    return None
+
+
+def unshare_works(*flags: str) -> bool:
+    try:
+        return (
+            subprocess.run(["unshare", *flags, "true"], capture_output=True, timeout=30).returncode
+            == 0
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def is_local_address(ip: str) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((ip, 0))
+        except OSError:
+            return False
+    return True
+
+
+def shm_bytes() -> int:
+    stat = os.statvfs("/dev/shm")
+    return stat.f_blocks * stat.f_frsize
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports nothing listens on now (all held until every one is chosen)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@contextlib.contextmanager
+def unresponsive_listener(ip: str, port: int) -> Iterator[None]:
+    """A listener whose accept queue is full: new connections time out (SYNs are dropped)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((ip, port))
+    server.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect((ip, port))
+            fillers.append(filler)
+        time.sleep(0.3)
+        with contextlib.suppress(TimeoutError, OSError), socket.create_connection((ip, port), 1):
+            raise RuntimeError(f"{ip}:{port} still accepts connections: cannot simulate a drop")
+        yield
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+@contextlib.contextmanager
+def answering_listener(ip: str, port: int) -> Iterator[None]:
+    """A listener that accepts and closes every connection, like a running head's GCS port."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((ip, port))
+    server.listen(64)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                conn, _ = server.accept()
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+# --- Inventories ----------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What a case's edit gets: a directory of its own, its GCS port, and room for more."""
+
+    tmp: Path
+    gcs_port: int
+    stack: contextlib.ExitStack
+    values: dict[str, object] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+
+
+def inventory(gcs_port: int, workers: int) -> dict:
+    """Head 127.0.0.1 and workers 127.0.0.2.., all this machine, with valid values."""
+    return {
+        "all": {
+            "vars": {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": SYSTEM_PYTHON,
+                "ray_gcs_port": gcs_port,
+                # Small enough for any /dev/shm a machine running these tests has.
+                "ray_object_store_memory": 64 * MIB,
+            },
+            "children": {
+                "ray_head": {"hosts": {"head": {"ansible_host": "127.0.0.1"}}},
+                "ray_workers": {
+                    "hosts": {
+                        f"worker{n}": {"ansible_host": f"127.0.0.{n + 1}"}
+                        for n in range(1, workers + 1)
+                    }
+                },
+            },
+        }
+    }
+
+
+def all_vars(inv: dict) -> dict:
+    return inv["all"]["vars"]
+
+
+def group(inv: dict, name: str) -> dict:
+    return inv["all"]["children"][name]["hosts"]
+
+
+def host(inv: dict, name: str) -> dict:
+    for members in inv["all"]["children"].values():
+        if name in members["hosts"]:
+            return members["hosts"][name]
+    raise KeyError(name)
+
+
+def interpreter_wrapper(ctx: Context, name: str, script: str) -> str:
+    """An executable that stands in for python3 as a host's ansible_python_interpreter."""
+    path = ctx.tmp / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+# --- The bad cases --------------------------------------------------------------------------
+
+
+def no_head(inv: dict, ctx: Context) -> None:
+    del inv["all"]["children"]["ray_head"]
+
+
+def two_heads(inv: dict, ctx: Context) -> None:
+    group(inv, "ray_head")["worker1"] = group(inv, "ray_workers").pop("worker1")
+
+
+def host_in_both_groups(inv: dict, ctx: Context) -> None:
+    group(inv, "ray_workers")["head"] = {}
+
+
+def duplicate_ports(inv: dict, ctx: Context) -> None:
+    all_vars(inv).update(ray_dashboard_port=18265, ray_serve_http_port=18265)
+
+
+def port_out_of_range(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_serve_http_port"] = 70000
+
+
+def port_not_numeric(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_serve_http_port"] = "8000/tcp"
+
+
+def port_in_worker_range(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_serve_http_port"] = 10500  # default range 10002-10999
+
+
+def worker_range_reversed(inv: dict, ctx: Context) -> None:
+    all_vars(inv).update(ray_min_worker_port=11000, ray_max_worker_port=10002)
+
+
+def two_apps_on_one_prefix(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_serve_applications"] = [
+        {"name": "scorer", "route_prefix": "/", "import_path": "salience.deployment:app_builder"},
+        {"name": "ranker", "route_prefix": "/", "import_path": "salience.deployment:app_builder"},
+    ]
+
+
+def duplicate_app_names(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_serve_applications"] = [
+        {"name": "scorer", "route_prefix": "/a", "import_path": "salience.deployment:app_builder"},
+        {"name": "scorer", "route_prefix": "/b", "import_path": "salience.deployment:app_builder"},
+    ]
+
+
+def unsupported_python(inv: dict, ctx: Context) -> None:
+    old = find_python((9, 8))
+    if old:
+        host(inv, "worker1")["ansible_python_interpreter"] = old
+        ctx.values["python"] = python_version(old)[2]
+    else:  # no older CPython here: take this machine's out of the supported list instead
+        version = python_version(SYSTEM_PYTHON)
+        others = [minor for minor in SUPPORTED_MINORS if minor != version[1]]
+        ctx.extra_args += ["-e", json.dumps({"_ray_supported_python_minors": others})]
+        ctx.values["python"] = version[2]
+
+
+def mixed_python(inv: dict, ctx: Context) -> None:
+    mine = python_version(SYSTEM_PYTHON)[1]
+    other = find_python(tuple(minor for minor in SUPPORTED_MINORS if minor != mine))
+    if not other:
+        pytest.skip(
+            "needs a second supported CPython (3.10-3.13, not this machine's) on this machine"
+        )
+    host(inv, "worker1")["ansible_python_interpreter"] = other
+
+
+def unsupported_os(inv: dict, ctx: Context) -> None:
+    if not unshare_works("--mount", "--propagation", "private"):
+        pytest.skip("needs `unshare --mount` (root) to show the worker another /etc/os-release")
+    fake = ctx.tmp / "os-release"
+    fake.write_text(
+        'NAME="AlmaLinux"\nVERSION="9.4 (Seafoam Ocelot)"\nID="almalinux"\n'
+        'ID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n'
+    )
+    real = os.path.realpath("/etc/os-release")
+    host(inv, "worker1")["ansible_python_interpreter"] = interpreter_wrapper(
+        ctx,
+        "python-almalinux",
+        "# python3 that sees an AlmaLinux /etc/os-release, in a mount namespace of its own\n"
+        "exec unshare --mount --propagation private /bin/sh -c "
+        f'\'mount --bind "$1" "$2" && shift 2 && exec "$@"\' sh {fake} {real} '
+        f'{SYSTEM_PYTHON} "$@"',
+    )
+
+
+def auth_token_on_old_ray(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_version"] = "2.40.0"  # ray_auth_mode keeps its default, token
+
+
+def ray_version_unquoted(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_version"] = 2.60  # what YAML makes of an unquoted 2.60
+
+
+def shm_too_small(inv: dict, ctx: Context) -> None:
+    shm = shm_bytes()
+    all_vars(inv)["ray_object_store_memory"] = shm + 1024 * MIB
+    ctx.values.update(shm_mib=shm // MIB, need_mib=(shm + 1024 * MIB) // MIB)
+
+
+def address_not_on_host(inv: dict, ctx: Context) -> None:
+    if is_local_address(FOREIGN_IP):
+        pytest.skip(f"{FOREIGN_IP} is an address of this machine")
+    host(inv, "worker1")["ray_node_ip_address"] = FOREIGN_IP
+
+
+def loopback_across_machines(inv: dict, ctx: Context) -> None:
+    if not unshare_works("--net"):
+        pytest.skip("needs `unshare --net` (root) to put the worker on a network of its own")
+    host(inv, "worker1")["ansible_python_interpreter"] = interpreter_wrapper(
+        ctx,
+        "python-own-network",
+        "# python3 in a new, empty network namespace: another machine's loopback\n"
+        f'exec unshare --net {SYSTEM_PYTHON} "$@"',
+    )
+
+
+def two_nodes_one_address(inv: dict, ctx: Context) -> None:
+    host(inv, "worker1")["ray_node_ip_address"] = "127.0.0.1"  # the head's
+
+
+def cluster_setting_differs(inv: dict, ctx: Context) -> None:
+    host(inv, "worker1")["ray_gcs_port"] = ctx.gcs_port + 1
+    ctx.values["other_port"] = ctx.gcs_port + 1
+
+
+def dashboard_host_not_on_head(inv: dict, ctx: Context) -> None:
+    if is_local_address(FOREIGN_IP):
+        pytest.skip(f"{FOREIGN_IP} is an address of this machine")
+    all_vars(inv)["ray_dashboard_host"] = FOREIGN_IP
+
+
+def gcs_port_unreachable(inv: dict, ctx: Context) -> None:
+    ctx.stack.enter_context(unresponsive_listener("127.0.0.1", ctx.gcs_port))
+
+
+def index_without_url(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_node_install_method"] = "index"
+
+
+def wrong_type(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_object_store_memory"] = "2GiB"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    edit: Callable[[dict, Context], None]
+    # Substring of the output (whitespace-insensitive); {gcs_port} and Context.values fill it.
+    expect: str
+    workers: int = 1
+    # Good cases: a task banner that must not appear (a path the run must not take).
+    absent: str | None = None
+
+
+BAD_CASES = [
+    Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
+    Case("two-heads", two_heads, "it has 2 (head, worker1)"),
+    Case("host-in-both-groups", host_in_both_groups, "head in both 'ray_head' and 'ray_workers'"),
+    Case(
+        "duplicate-ports",
+        duplicate_ports,
+        "ray_dashboard_port and ray_serve_http_port share port 18265",
+    ),
+    Case(
+        "port-out-of-range",
+        port_out_of_range,
+        "ray_serve_http_port=70000. Set each to a number between 1 and 65535",
+    ),
+    Case("port-not-numeric", port_not_numeric, "argument 'ray_serve_http_port' is of type str"),
+    Case(
+        "port-in-worker-range",
+        port_in_worker_range,
+        "(10002-10999) on head contains ray_serve_http_port=10500",
+    ),
+    Case("worker-range-reversed", worker_range_reversed, "(11000-10002) on head is reversed"),
+    Case("two-apps-one-prefix", two_apps_on_one_prefix, "/ used more than once"),
+    Case("duplicate-app-names", duplicate_app_names, "names: scorer, scorer"),
+    Case("unsupported-python", unsupported_python, "worker1 runs Python {python}"),
+    Case("mixed-python", mixed_python, "Hosts differ in Python version or CPU architecture"),
+    Case("unsupported-os", unsupported_os, "worker1 runs AlmaLinux 9.4 (OS family RedHat)"),
+    Case(
+        "auth-on-old-ray",
+        auth_token_on_old_ray,
+        "token auth needs Ray >= 2.52; raise ray_version or set ray_auth_mode: disabled"
+        " (not recommended)",
+    ),
+    Case("ray-version-unquoted", ray_version_unquoted, "is 2.6 (float), not a release number"),
+    Case(
+        "shm-too-small",
+        shm_too_small,
+        "/dev/shm on head holds {shm_mib} MiB, the object store needs {need_mib} MiB",
+    ),
+    Case(
+        "address-not-on-host",
+        address_not_on_host,
+        f"worker1 advertises {FOREIGN_IP} (ray_node_ip_address),"
+        " which is not an address of that host",
+    ),
+    Case(
+        "loopback-across-machines",
+        loopback_across_machines,
+        "worker1 advertises 127.0.0.2 (its inventory address), a loopback address,"
+        " but the cluster's hosts do not share one network stack",
+    ),
+    Case("two-nodes-one-address", two_nodes_one_address, "head and worker1 advertise 127.0.0.1"),
+    Case(
+        "cluster-setting-differs",
+        cluster_setting_differs,
+        "ray_gcs_port differs between hosts (head: {gcs_port}, worker1: {other_port})",
+    ),
+    Case(
+        "dashboard-host-not-on-head",
+        dashboard_host_not_on_head,
+        f"ray_dashboard_host is {FOREIGN_IP}, not an address of head, the head",
+    ),
+    Case(
+        "gcs-port-unreachable",
+        gcs_port_unreachable,
+        "worker1 cannot reach 127.0.0.1:{gcs_port}, the head's GCS address it would join",
+    ),
+    Case(
+        "index-without-url",
+        index_without_url,
+        "ray_node_install_method is 'index' but ray_node_index_url is empty",
+    ),
+    Case("wrong-type", wrong_type, "argument 'ray_object_store_memory' is of type str"),
+]
+
+
+# --- The good cases -------------------------------------------------------------------------
+
+
+def fresh_cluster(inv: dict, ctx: Context) -> None:
+    """Nothing on the GCS port: a stand-in listens there while the workers probe it."""
+
+
+def running_head(inv: dict, ctx: Context) -> None:
+    """A head already answers on its GCS port: the workers probe it directly."""
+    ctx.stack.enter_context(answering_listener("127.0.0.1", ctx.gcs_port))
+
+
+def single_host(inv: dict, ctx: Context) -> None:
+    """No workers: nothing to probe."""
+    del inv["all"]["children"]["ray_workers"]
+
+
+GOOD_CASES = [
+    Case(
+        "fresh-cluster",
+        fresh_cluster,
+        "TASK [ray : A stand-in listens on the head's GCS address",
+        workers=2,
+    ),
+    Case(
+        "running-head",
+        running_head,
+        "TASK [ray : Each worker connects to the head's GCS address",
+        absent="TASK [ray : A stand-in listens on the head's GCS address",
+    ),
+    Case(
+        "single-host",
+        single_host,
+        "TASK [ray : Inventory has exactly one head",
+        workers=0,
+        absent="TASK [ray : Listeners on the head's GCS port are read",
+    ),
+]
+
+
+# --- Running the playbook -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+    values: dict[str, object]
+
+    @property
+    def output(self) -> str:
+        return self.stdout + "\n" + self.stderr
+
+
+def run_case(case: Case, tmp: Path, gcs_port: int, good: bool) -> Run:
+    """Builds the case's inventory and runs site.yml with it (good: --tags preflight)."""
+    with contextlib.ExitStack() as stack:
+        ctx = Context(tmp=tmp, gcs_port=gcs_port, stack=stack, values={"gcs_port": gcs_port})
+        inv = inventory(gcs_port, case.workers)
+        case.edit(inv, ctx)
+        inventory_path = tmp / "inventory.yml"
+        inventory_path.write_text(yaml.safe_dump(inv, sort_keys=False))
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+        )
+        if not good:
+            env["ANSIBLE_CALLBACK_PLUGINS"] = str(GUARD_DIR)
+        command = ["ansible-playbook", "site.yml", "-i", str(inventory_path), *ctx.extra_args]
+        if good:
+            command += ["--tags", "preflight"]
+        start = time.monotonic()
+        proc = subprocess.run(
+            command,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        seconds = time.monotonic() - start
+    (tmp / "stdout.txt").write_text(proc.stdout)
+    (tmp / "stderr.txt").write_text(proc.stderr)
+    return Run(proc.returncode, proc.stdout, proc.stderr, seconds, ctx.values)
+
+
+@pytest.fixture(scope="module")
+def runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """Every selected case's run, started together (JOBS at a time): case id -> Future[Run].
+
+    A case that skips (pytest.skip in its edit, in a worker thread) raises Skipped from
+    Future.result(), which skips its test.
+    """
+    selected = [
+        item.callspec.params["case"]
+        for item in request.session.items
+        if item.module is request.module
+        and "case" in getattr(getattr(item, "callspec", None), "params", {})
+    ]
+    ports = free_ports(len(selected))
+    with ThreadPoolExecutor(max_workers=JOBS) as pool:
+        futures: dict[str, Future[Run]] = {
+            case.id: pool.submit(
+                run_case, case, tmp_path_factory.mktemp(case.id), port, case in GOOD_CASES
+            )
+            for case, port in zip(selected, ports, strict=True)
+        }
+        yield futures
+        for future in futures.values():
+            future.cancel()
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def play_banners(stdout: str) -> list[str]:
+    return re.findall(r"^PLAY \[(.*)\] \**$", stdout, flags=re.MULTILINE)
+
+
+def recap(stdout: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP: host -> {ok, changed, unreachable, failed, ...}."""
+    _, _, tail = stdout.rpartition("PLAY RECAP")
+    hosts = {}
+    for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", tail, flags=re.MULTILINE):
+        hosts[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return hosts
+
+
+def describe(run: Run) -> str:
+    return (
+        f"exit {run.rc} after {run.seconds:.0f} s\n"
+        f"--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
+    )
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=lambda case: case.id)
+def test_bad_inventory_fails_in_preflight(case: Case, runs: dict) -> None:
+    run = runs[case.id].result()
+    expected = case.expect.format(**run.values)
+    assert run.rc == 2, describe(run)
+    assert normalise(expected) in normalise(run.output), describe(run)
+    assert NODES_BANNER not in run.stdout, describe(run)
+    assert all(name.startswith(PREFLIGHT_PLAY) for name in play_banners(run.stdout)), describe(run)
+    hosts = recap(run.stdout)
+    assert hosts, describe(run)
+    assert {name: counts["changed"] for name, counts in hosts.items()} == dict.fromkeys(hosts, 0)
+
+
+@pytest.mark.parametrize("case", GOOD_CASES, ids=lambda case: case.id)
+def test_good_inventory_passes_preflight(case: Case, runs: dict) -> None:
+    run = runs[case.id].result()
+    assert run.rc == 0, describe(run)
+    assert normalise(case.expect) in normalise(run.stdout), describe(run)
+    if case.absent:
+        assert normalise(case.absent) not in normalise(run.stdout), describe(run)
+    hosts = recap(run.stdout)
+    assert set(hosts) == {"head", *(f"worker{n}" for n in range(1, case.workers + 1))}, describe(
+        run
+    )
+    assert {name: counts["changed"] for name, counts in hosts.items()} == dict.fromkeys(hosts, 0)
