@@ -6,7 +6,7 @@
 #   4. lint        yamllint, ansible-lint, ruff check, ruff format --check,
 #                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check README.md
 #                  (one step each)
-#   5. app-tests   pytest app/tests
+#   5. app-tests   pytest app/tests; preflight-tests: pytest tests/preflight (bad inventories)
 #   6. molecule    destroy leftovers of an aborted run, then `molecule test -s NAME` for every
 #                  molecule/*/molecule.yml, sorted; a failure does not stop the others
 # Each step is timed; a summary table and the line "N passed, N failed" (steps) end the run.
@@ -140,7 +140,7 @@ if [ "$skip_lint" = 1 ]; then
     skip lint "RAYFORGE_SKIP_LINT=1"
 else
     ruff_paths=()
-    for path in app scripts molecule roles/*/library roles/*/files; do
+    for path in app scripts molecule tests roles/*/library roles/*/files; do
         [ -e "$path" ] && ruff_paths+=("$path")
     done
     step lint:yamllint yamllint -s .
@@ -161,6 +161,13 @@ elif [ ! -d app/tests ]; then
     skip app-tests "no app/tests"
 else
     step app-tests python -m pytest app/tests
+fi
+
+# 5b. Bad inventories: the real site.yml against local hosts, stopping in preflight.
+if [ "$skip_app" = 1 ]; then
+    skip preflight-tests "skipped by environment"
+elif [ -d tests/preflight ]; then
+    step preflight-tests python -m pytest tests/preflight
 fi
 
 # 6. Molecule scenarios.
