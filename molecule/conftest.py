@@ -98,6 +98,8 @@ def http(
             status, text = resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         status, text = err.code, err.read().decode()
+    except (urllib.error.URLError, OSError) as err:  # refused, reset, timed out: no answer
+        return 0, str(err)
     try:
         return status, json.loads(text)
     except ValueError:

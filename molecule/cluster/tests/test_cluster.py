@@ -110,8 +110,12 @@ def test_restarted_worker_rejoins_and_its_replica_comes_back(cluster, dashboard,
     )
 
     def serving():
-        state = app_state(dashboard, app["name"])
-        return state.get("status") == "RUNNING" and len(running_replicas(state)) == want
+        status, body = dashboard.get("/api/serve/applications/")
+        apps = body.get("applications", {}) if status == 200 else {}
+        return (
+            all(a["status"] == "RUNNING" for a in apps.values())
+            and len(running_replicas(apps.get(app["name"], {}))) == want
+        )
 
     assert wait_until(serving), app_state(dashboard, app["name"])
     for ip in cluster["ips"].values():
@@ -122,7 +126,7 @@ def test_restarted_worker_rejoins_and_its_replica_comes_back(cluster, dashboard,
                 ]
                 == 200
             ),
-            timeout=60,
+            timeout=120,
         )
 
 
