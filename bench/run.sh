@@ -6,10 +6,11 @@
 #       head, alternating: req/s, p50/p99 at 1 and 32 connections, non-2xx, the Serve/bare
 #       ratios, and items/s with 1,000 and 10,000 items per request (playbooks/benchmark.yml).
 #       ANSIBLE ARGS go to ansible-playbook, e.g. -e bench_reps=5 -e bench_duration=20.
-#   bench/run.sh [-i INVENTORY] provision --yes [--workers 2,4] [--fresh-cache] [--docs]
+#   bench/run.sh [-i INVENTORY] provision --yes [--workers 2,4] [--fresh-cache] [--docs] [ANSIBLE ARGS...]
 #       DESTROYS the lab of INVENTORY (a lab inventory: playbooks/lab.yml makes its hosts),
 #       then for each worker count creates it, times a cold site.yml and a no-change re-run,
 #       and reports the bytes downloaded and shipped. Leaves the lab at the last size.
+#       ANSIBLE ARGS go to every site.yml run.
 #   bench/run.sh machine
 #       Describes this machine (CPU, RAM, kernel, Docker).
 #
@@ -22,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { echo "bench: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 inventory=inventories/lab
 mode=serve
@@ -117,7 +118,7 @@ case "$mode" in
         fi
         rc=0
         "$python" bench/bench.py provision -i "$inventory" --workers "$workers" --out "$out" \
-            "${cache_args[@]}" || rc=$?
+            "${cache_args[@]}" -- "${passthrough[@]}" || rc=$?
         [ -s "$out" ] || die "the provisioning benchmark failed (rc=$rc)"
         [ "$docs" = 1 ] && "$python" bench/bench.py docs "$out" --section provision
         [ "$rc" = 0 ] || die "a rollout failed (rc=$rc); logs in ${out%.md}/"
