@@ -140,7 +140,7 @@ if [ "$skip_lint" = 1 ]; then
     skip lint "RAYFORGE_SKIP_LINT=1"
 else
     ruff_paths=()
-    for path in app scripts molecule tests roles/*/library roles/*/files; do
+    for path in app bench scripts molecule tests roles/*/library roles/*/files; do
         [ -e "$path" ] && ruff_paths+=("$path")
     done
     step lint:yamllint yamllint -s .
