@@ -22,7 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import role_yaml
 import yaml
+from role_yaml import yaml_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,16 +58,7 @@ Loader.add_multi_constructor("!", _tagged)
 
 
 def load(path: Path) -> Any:
-    with path.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=Loader)
-
-
-def yaml_file(directory: Path, stem: str) -> Path | None:
-    for suffix in (".yml", ".yaml"):
-        candidate = directory / f"{stem}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    return role_yaml.load(path, Loader)
 
 
 def mapping(data: Any) -> dict[str, Any]:

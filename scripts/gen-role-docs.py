@@ -27,7 +27,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import role_yaml
 import yaml
+from role_yaml import yaml_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- BEGIN ROLE VARIABLES -->"
@@ -62,16 +64,7 @@ Loader.add_multi_constructor("!", _untagged)
 
 
 def load(path: Path) -> Any:
-    with path.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=Loader)
-
-
-def yaml_file(directory: Path, stem: str) -> Path | None:
-    for suffix in (".yml", ".yaml"):
-        candidate = directory / f"{stem}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    return role_yaml.load(path, Loader)
 
 
 def main_entry_point(role: Path) -> dict[str, Any] | None:
