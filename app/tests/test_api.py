@@ -6,10 +6,12 @@ import time
 from typing import Any
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 
+import salience.api
 from conftest import SMALL, assert_error
-from salience.api import HEALTH_PATH, SCORE_PATH, create_app, probe_app
+from salience.api import HEALTH_PATH, SCORE_PATH, JSONBodyRoute, create_app, probe_app
 from salience.models import AppSettings
 
 JSON = {"content-type": "application/json"}
@@ -202,6 +204,154 @@ def test_non_json_content_type_is_415(
     client: TestClient, headers: dict[str, str], fragment: str
 ) -> None:
     assert_error(post_raw(client, b'{"features": [{}]}', headers), 415, fragment)
+
+
+# ------------------------------------------- parsing corner cases (pinned behaviour)
+# The body is validated by pydantic's JSON parser, falling back to FastAPI's
+# json.loads + validation for anything it refuses; these pin what json.loads-based
+# parsing always did where the two parsers differ.
+
+
+def test_duplicate_keys_last_one_wins(client: TestClient) -> None:
+    body = '{"features": [{"task_risk": 2, "task_risk": 0.1}], "features": [{"task_risk": 0.3}]}'
+    response = post_raw(client, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["scores"] == [pytest.approx(0.15)]
+    body = '{"features": [{"task_risk": 0.1, "task_risk": 2}]}'
+    assert_error(post_raw(client, body), 422, "features[0].task_risk: Input should be less")
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(lambda text: b"\xef\xbb\xbf" + text.encode(), id="utf-8-bom"),
+        pytest.param(lambda text: text.encode("utf-16"), id="utf-16"),
+        pytest.param(lambda text: text.encode("utf-32-le"), id="utf-32-le"),
+    ],
+)
+def test_bom_and_utf16_32_bodies_are_accepted(client: TestClient, encode: Any) -> None:
+    response = post_raw(client, encode('{"features": [{"task_risk": 0.25}]}'))
+    assert response.status_code == 200, response.text
+    assert response.json()["scores"] == [0.125]
+
+
+def test_number_forms(client: TestClient) -> None:
+    body = (
+        '{"features": [{"task_risk": 1, "failure_severity": 1}, {"task_risk": -0.0},'
+        ' {"task_risk": -0}, {"task_risk": 1e-400}, {"task_risk": 0.1e1},'
+        ' {"task_risk": 1.00000000000000000001}]}'
+    )
+    response = post_raw(client, body)
+    assert response.status_code == 200, response.text
+    assert b'"scores":[1.0,-0.0,0.0,0.0,0.5,0.5]' in response.content
+
+
+def test_huge_integer_is_422_not_a_number(client: TestClient) -> None:
+    body = '{"features": [{"task_risk": 1' + "0" * 400 + "}]}"
+    assert_error(
+        post_raw(client, body), 422, "features[0].task_risk: Input should be a valid number"
+    )
+
+
+def test_lone_surrogate_key_is_422(client: TestClient) -> None:
+    assert_error(
+        post_raw(client, b'{"features": [{"\\ud800": 1}]}'),
+        422,
+        "features[0]: Input should be a valid string, unable to parse raw data as a unicode string",
+    )
+
+
+def test_invalid_utf8_is_400(client: TestClient) -> None:
+    assert_error(post_raw(client, b'{"\xff": 1}'), 400, "body: could not be parsed as JSON")
+
+
+def test_invalid_json_position_counts_characters(client: TestClient) -> None:
+    # json.loads positions are in decoded characters, not bytes ("é" is 2 bytes).
+    assert_error(post_raw(client, '{"é": ['.encode()), 400, "invalid JSON at position 7: ")
+
+
+def test_json_content_type_fastapi_does_not_parse_is_422(client: TestClient) -> None:
+    # Passes the 415 check, but FastAPI's media-type parser does not take it for JSON
+    # and validates the raw bytes.
+    response = post_raw(client, b'{"features": [{}]}', {"content-type": "application/x/y+json"})
+    assert_error(response, 422, "body: Input should be a valid dictionary")
+
+
+def test_valid_bodies_skip_json_loads(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid bodies are validated by pydantic's JSON parser, never by json.loads; the
+    others still go through FastAPI's json.loads-based parsing and errors."""
+    calls = 0
+    original = Request.json
+
+    async def counting_json(self: Request) -> Any:
+        nonlocal calls
+        calls += 1
+        return await original(self)
+
+    monkeypatch.setattr(Request, "json", counting_json)
+    response = client.post(SCORE_PATH, json={"features": [{"task_risk": 0.5}] * 1000})
+    assert response.status_code == 200, response.text
+    assert response.json()["scores"] == [0.25] * 1000
+    assert calls == 0
+    assert_error(client.post(SCORE_PATH, json={"features": [{"task_risk": 2}]}), 422)
+    assert calls == 1
+    # ... while the reference app of the comparisons below parses every body itself.
+    reference = _reference_client(monkeypatch, AppSettings())
+    assert reference.post(SCORE_PATH, json={"features": [{}]}).status_code == 200
+    assert calls == 2
+
+
+def _reference_client(monkeypatch: pytest.MonkeyPatch, settings: AppSettings) -> TestClient:
+    """The app with FastAPI's own json.loads + validation."""
+    with monkeypatch.context() as patch:
+        patch.setattr(salience.api, "FastJSONBodyRoute", JSONBodyRoute)
+        return TestClient(create_app(settings))
+
+
+def _comparable(response: Any) -> tuple[int, bytes, list[tuple[str, str]]]:
+    content = response.content
+    if response.status_code == 200:  # the timestamp is the only difference allowed
+        body = response.json()
+        body["timestamp"] = 0
+        content = json.dumps(body).encode()
+    headers = sorted((k, v) for k, v in response.headers.items() if k != "content-length")
+    return response.status_code, content, headers
+
+
+SAME_AS_FASTAPI_BODIES = [
+    b"",
+    b" ",
+    b"null",
+    b"[]",
+    b'{"features": [{"task_risk": NaN}]}',
+    b'{"features": [{"task_risk": 1e400}]}',
+    b'{"features": [{"task_risk": 1' + b"0" * 5000 + b"}]}",
+    b'{"features": [{"task_risk": 0.' + b"1" * 5000 + b"}]}",
+    b'{"features": [{"task_risk": "\\ud800"}]}',
+    b'{"\\ud800": 1}',
+    b'{"feat\\u0075res": [{}]}',
+    b'{"features": [{}]}\x0c',
+    b'{"features": [{}]}\x00',
+    b'{"features": [{"a\x01": 1}]}',
+    b"\xef\xbb\xbf\xef\xbb\xbf{}",
+    b"[" * 300,
+    b'{"features": [' + b"[" * 300 + b"]" * 300 + b"]}",
+    b'{"features": [{}, 1, null, [], "x", {"task_risk": {}}]}',
+    b'{"FEATURES": [{}], "features": []}',
+    b'{"features": [{"task_risk": 0.5}], "features": null}',
+]
+
+
+@pytest.mark.parametrize("body", SAME_AS_FASTAPI_BODIES)
+@pytest.mark.parametrize("content_type", ["application/json", "application/x/y+json"])
+def test_same_answers_as_fastapi_parsing(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, body: bytes, content_type: str
+) -> None:
+    reference = _reference_client(monkeypatch, AppSettings())
+    headers = {"content-type": content_type}
+    assert _comparable(post_raw(client, body, headers)) == _comparable(
+        post_raw(reference, body, headers)
+    )
 
 
 # ------------------------------------------------------------------- body size
