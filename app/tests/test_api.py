@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 import salience.api
 from conftest import SMALL, assert_error
-from salience.api import HEALTH_PATH, SCORE_PATH, JSONBodyRoute, create_app, probe_app
+from salience.api import HEALTH_PATH, SCORE_PATH, JSONBodyRoute, asgi_post, create_app, probe_app
 from salience.models import AppSettings
 
 JSON = {"content-type": "application/json"}
@@ -389,28 +389,7 @@ class _Receiver:
 
 
 def _call_asgi(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) -> tuple[int, dict]:
-    messages: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": SCORE_PATH,
-        "raw_path": SCORE_PATH.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    asyncio.run(app(scope, receive, send))
-    status = next(m["status"] for m in messages if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    status, body = asyncio.run(asgi_post(app, SCORE_PATH, b"", headers, receive=receive))
     return status, json.loads(body)
 
 

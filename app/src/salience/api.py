@@ -328,11 +328,18 @@ def self_test() -> None:
         raise RuntimeError(f"self-test failed: expected {_SELF_TEST_EXPECTED}, got {scores}")
 
 
-async def probe_app(app: ASGIApp, path: str = SCORE_PATH) -> None:
-    """Send the self-test request through a full ASGI app (middleware, routing,
-    validation, scoring, serialisation) in-process; raise ``RuntimeError`` unless
-    the expected scores come back. Used by the Ray Serve replica health check."""
-    body = json.dumps(_SELF_TEST_INPUT).encode()
+async def asgi_post(
+    app: ASGIApp,
+    path: str,
+    body: bytes,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    receive: Receive | None = None,
+) -> tuple[int, bytes]:
+    """POST ``body`` (JSON) to ``path`` of an ASGI app in-process; return status and body.
+
+    ``headers`` are added after Content-Type (and Content-Length unless ``receive`` is
+    given, which then supplies the body instead)."""
+    length = [] if receive is not None else [(b"content-length", str(len(body)).encode())]
     scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -343,10 +350,7 @@ async def probe_app(app: ASGIApp, path: str = SCORE_PATH) -> None:
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
+        "headers": [(b"content-type", b"application/json"), *length, *headers],
         "client": ("127.0.0.1", 0),
         "server": ("127.0.0.1", 0),
     }
@@ -354,7 +358,7 @@ async def probe_app(app: ASGIApp, path: str = SCORE_PATH) -> None:
     status = 0
     chunks: list[bytes] = []
 
-    async def receive() -> Message:
+    async def receive_body() -> Message:
         nonlocal request_sent
         if request_sent:
             return {"type": "http.disconnect"}
@@ -368,8 +372,15 @@ async def probe_app(app: ASGIApp, path: str = SCORE_PATH) -> None:
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    await app(scope, receive, send)
-    raw = b"".join(chunks)
+    await app(scope, receive or receive_body, send)
+    return status, b"".join(chunks)
+
+
+async def probe_app(app: ASGIApp, path: str = SCORE_PATH) -> None:
+    """Send the self-test request through a full ASGI app (middleware, routing,
+    validation, scoring, serialisation) in-process; raise ``RuntimeError`` unless
+    the expected scores come back. Used by the Ray Serve replica health check."""
+    status, raw = await asgi_post(app, path, json.dumps(_SELF_TEST_INPUT).encode())
     try:
         scores = json.loads(raw)["scores"] if status == 200 else None
     except (ValueError, KeyError, TypeError):
