@@ -288,6 +288,20 @@ def worker_range_reversed(inv: dict, ctx: Context) -> None:
     all_vars(inv).update(ray_min_worker_port=11000, ray_max_worker_port=10002)
 
 
+def throughput_optimized_without_haproxy(inv: dict, ctx: Context) -> None:
+    all_vars(inv).update(ray_serve_proxy="python", ray_serve_throughput_optimized=True)
+
+
+def ray_env_sets_serve_proxy(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_env"] = {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+
+
+def replica_range_overlaps_worker_range(inv: dict, ctx: Context) -> None:
+    all_vars(inv).update(
+        ray_serve_replica_min_http_port=10500, ray_serve_replica_max_http_port=11500
+    )
+
+
 def two_apps_on_one_prefix(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_serve_applications"] = [
         {"name": "scorer", "route_prefix": "/", "import_path": "salience.deployment:app_builder"},
@@ -433,6 +447,21 @@ BAD_CASES = [
         "(10002-10999) on head contains ray_serve_http_port=10500",
     ),
     Case("worker-range-reversed", worker_range_reversed, "(11000-10002) on head is reversed"),
+    Case(
+        "throughput-optimized-without-haproxy",
+        throughput_optimized_without_haproxy,
+        "ray_serve_throughput_optimized needs ray_serve_proxy: haproxy",
+    ),
+    Case(
+        "ray-env-sets-serve-proxy",
+        ray_env_sets_serve_proxy,
+        "ray_env sets RAY_SERVE_ENABLE_HA_PROXY, which rayforge derives from ray_serve_proxy",
+    ),
+    Case(
+        "replica-range-overlaps-worker-range",
+        replica_range_overlaps_worker_range,
+        "(10500-11500) on head must be ordered",
+    ),
     Case("two-apps-one-prefix", two_apps_on_one_prefix, "/ used more than once"),
     Case("duplicate-app-names", duplicate_app_names, "names: scorer, scorer"),
     Case("unsupported-python", unsupported_python, "worker1 runs Python {python}"),
