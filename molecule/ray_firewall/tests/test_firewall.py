@@ -54,6 +54,26 @@ def test_outsider_cannot_reach_control_ports(host, nodes, rayvars, port_var):
         assert not reachable(host, ip, rayvars[port_var]), f"{name}:{rayvars[port_var]}"
 
 
+def test_outsider_cannot_reach_replicas_nor_haproxy_stats_and_exporter(host, nodes, rayvars):
+    """With Serve's HAProxy, replicas listen on ports of their own (direct ingress), which
+    only the nodes' HAProxy may use; its stats page is for admins, its exporter for scrapers."""
+    if rayvars["ray_serve_proxy"] != "haproxy":
+        pytest.skip("ray_serve_proxy is not haproxy")
+    low = rayvars["ray_serve_replica_min_http_port"]
+    high = rayvars["ray_serve_replica_max_http_port"]
+    replica_ports = 0
+    for name, ip in nodes.items():
+        listening = peer(host, name).check_output("ss -ltnH | awk '{print $4}'").split()
+        ports = {int(a.rsplit(":", 1)[1]) for a in listening}
+        for port in sorted(p for p in ports if low <= p <= high):
+            replica_ports += 1
+            assert not reachable(host, ip, port), f"{name}:{port} (replica)"
+        for var in ("ray_serve_haproxy_stats_port", "ray_serve_haproxy_metrics_port"):
+            assert rayvars[var] in ports, f"{name}: HAProxy does not listen on {var}"
+            assert not reachable(host, ip, rayvars[var]), f"{name}:{rayvars[var]} ({var})"
+    assert replica_ports > 0, f"no replica listens in {low}-{high} on any node"
+
+
 def test_members_still_reach_each_other(host, nodes, head_ip, rayvars):
     for name in nodes:
         member = peer(host, name)
