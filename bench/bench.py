@@ -7,7 +7,9 @@ serve      wrk against the Serve endpoint and the same app under bare uvicorn, a
            playbooks/benchmark.yml with the context it collected on the head.
 provision  destroys and creates a lab (playbooks/lab.yml) with each worker count, times a
            cold site.yml and a no-change re-run, counts bytes downloaded into the controller's
-           wheelhouse cache and bytes shipped to the hosts, and ranks the re-run's tasks.
+           wheelhouse cache and bytes shipped to the hosts, and ranks the re-run's tasks; then
+           measures the lab itself: CPU use, the cluster at rest, and bench/floor.yml (no-op
+           module runs only), so the re-run's growth can be read against the lab's.
 machine    prints the controller's description (CPU, RAM, kernel, Docker).
 docs       copies a report into docs/benchmarks.md between its markers.
 
@@ -41,6 +43,8 @@ TARGET_RATIO = 0.60  # Serve req/s >= 60 % of bare uvicorn's at 32 connections
 TARGET_P99 = 3.0  # Serve p99 <= 3x bare uvicorn's at 32 connections
 TARGET_RERUN_S = 30.0  # no-change re-run of 3 hosts
 TARGET_SCALE = 1.3  # 5-host re-run <= 1.3x the 3-host one
+# bench/floor.yml's task count: about the module runs a worker makes in a no-change re-run.
+FLOOR_TASKS = 14
 
 
 # Progress also goes to this file when set (bench/run.sh shows it while Ansible runs).
@@ -612,6 +616,9 @@ class PlaybookRun:
     unpacked_hosts: int
     tasks: list[tuple[str, float]]
     log: str
+    # CPU time the whole machine spent busy during the run, and what its CPUs could give.
+    cpu_busy_s: float = 0.0
+    cpu_capacity_s: float = 0.0
 
 
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
@@ -640,6 +647,27 @@ def parse_playbook_log(text: str) -> tuple[int, int, int, list[tuple[str, float]
     return changed, failed, unpacked, tasks
 
 
+def _cpu_times() -> tuple[float, float]:
+    """(busy, busy + idle) CPU seconds of the whole machine since boot (/proc/stat)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total = sum(fields[:8])
+    return (total - idle) / hz, total / hz
+
+
+def idle_load(seconds: float = 10.0) -> float:
+    """CPUs the machine keeps busy while nothing is run (the lab's cluster at rest)."""
+    busy0, _ = _cpu_times()
+    time.sleep(seconds)
+    busy1, _ = _cpu_times()
+    return (busy1 - busy0) / seconds
+
+
 def ansible(argv: list[str], log_path: Path, label: str, timeout_s: int) -> PlaybookRun:
     env = dict(
         os.environ,
@@ -648,6 +676,7 @@ def ansible(argv: list[str], log_path: Path, label: str, timeout_s: int) -> Play
         PROFILE_TASKS_TASK_OUTPUT_LIMIT="all",
     )
     log(f"{label}: {' '.join(argv)}")
+    busy0, total0 = _cpu_times()
     start = time.monotonic()
     with log_path.open("w") as fh:
         try:
@@ -664,9 +693,21 @@ def ansible(argv: list[str], log_path: Path, label: str, timeout_s: int) -> Play
         except subprocess.TimeoutExpired:
             rc = -1
     wall = time.monotonic() - start
+    busy1, total1 = _cpu_times()
     changed, failed, unpacked, tasks = parse_playbook_log(log_path.read_text())
     log(f"{label}: {wall:.1f}s, rc={rc}, changed={changed}, failed={failed}")
-    return PlaybookRun(label, wall, rc, changed, failed, unpacked, tasks, str(log_path))
+    return PlaybookRun(
+        label,
+        wall,
+        rc,
+        changed,
+        failed,
+        unpacked,
+        tasks,
+        str(log_path),
+        cpu_busy_s=busy1 - busy0,
+        cpu_capacity_s=total1 - total0,
+    )
 
 
 def _cache_entries(cache: Path) -> dict[str, int]:
@@ -790,6 +831,23 @@ def run_provision(args: argparse.Namespace) -> int:
             )
             if rerun.rc == 0:
                 break
+        # The lab's own scaling, for comparison: the cluster at rest, then nothing but
+        # no-op module runs on every host (bench/floor.yml).
+        rest_cpus = idle_load()
+        floor = ansible(
+            [
+                "ansible-playbook",
+                "-i",
+                inventory,
+                "bench/floor.yml",
+                "-e",
+                f"bench_floor_tasks={FLOOR_TASKS}",
+                *args.ansible_args,
+            ],
+            logs / f"{hosts}-floor.log",
+            f"{hosts} hosts: floor (no-op module runs only)",
+            900,
+        )
         new = {k: v for k, v in after.items() if k not in before}
         members = _installed_wheelhouse(inventory, extra)
         archive = _archive_bytes(cache, members)
@@ -801,6 +859,8 @@ def run_provision(args: argparse.Namespace) -> int:
                 "recovery": asdict(recovery) if recovery else None,
                 "rerun": asdict(rerun),
                 "rerun_attempts": rerun_attempts,
+                "floor": asdict(floor),
+                "rest_cpus": rest_cpus,
                 "downloaded_bytes": sum(v for k, v in new.items() if k.startswith("deps-")),
                 "built_bytes": sum(v for k, v in new.items() if k.startswith("app-")),
                 "packed_bytes": sum(v for k, v in new.items() if k.startswith("wheelhouse-")),
@@ -833,6 +893,44 @@ def run_provision(args: argparse.Namespace) -> int:
     # A failed cold rollout that a second run finished still fails the command (exit 1),
     # but the report says so and keeps the numbers.
     return 0 if ok and len(rows) == len(workers_list) else 1
+
+
+def _render_floor(rows: list[dict]) -> list[str]:
+    """How the lab itself scales: CPU use during the re-run, the cluster at rest, the floor."""
+    rows = [r for r in rows if r.get("floor")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "How the lab itself scales (measured right after each re-run, on the same hosts): the"
+        " machine's CPU use during the re-run, the CPUs the cluster keeps busy at rest, and the"
+        f" floor, {FLOOR_TASKS} tasks that each make one no-op module run on every host"
+        " (bench/floor.yml):",
+        "",
+        "| hosts | re-run | CPU busy during the re-run | cluster at rest | floor |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        rerun, floor = r["rerun"], r["floor"]
+        busy, capacity = rerun.get("cpu_busy_s", 0.0), rerun.get("cpu_capacity_s", 0.0)
+        share = f" ({busy / capacity:.0%})" if capacity else ""
+        lines.append(
+            f"| 1 + {r['workers']} | {rerun['wall_s']:.1f} s"
+            f" | {busy:.0f} of {capacity:.0f} CPU-s{share}"
+            f" | {r['rest_cpus']:.2f} CPUs | {floor['wall_s']:.1f} s"
+            + ("" if floor["rc"] == 0 else " (FAILED)")
+            + " |"
+        )
+    by_hosts = {r["hosts"]: r for r in rows}
+    if 3 in by_hosts and 5 in by_hosts:
+        f3, f5 = by_hosts[3]["floor"]["wall_s"], by_hosts[5]["floor"]["wall_s"]
+        r3, r5 = by_hosts[3]["rerun"]["wall_s"], by_hosts[5]["rerun"]["wall_s"]
+        lines += [
+            "",
+            f"- 5 hosts / 3 hosts: re-run {r5 / r3:.2f}x, floor {f5 / f3:.2f}x"
+            " (the floor has no fixed part to spread: it is the lab's per-host cost alone)",
+        ]
+    return lines
 
 
 def _mb(n: int) -> str:
@@ -906,6 +1004,7 @@ def render_provision(meta: dict, rows: list[dict]) -> str:
         "- Re-runs change nothing: "
         + ", ".join(f"{r['hosts']} hosts changed={r['rerun']['changed']}" for r in rows)
     )
+    lines += _render_floor(rows)
     for r in rows:
         tasks = r["rerun"]["tasks"]
         if not tasks:

@@ -9,7 +9,9 @@
 #   bench/run.sh [-i INVENTORY] provision --yes [--workers 2,4] [--fresh-cache] [--docs] [ANSIBLE ARGS...]
 #       DESTROYS the lab of INVENTORY (a lab inventory: playbooks/lab.yml makes its hosts),
 #       then for each worker count creates it, times a cold site.yml and a no-change re-run,
-#       and reports the bytes downloaded and shipped. Leaves the lab at the last size.
+#       and reports the bytes downloaded and shipped, the machine's CPU use during the re-run
+#       and the lab's own floor (bench/floor.yml: no-op module runs on every host) for
+#       comparison. Leaves the lab at the last size.
 #       ANSIBLE ARGS go to every site.yml run.
 #   bench/run.sh machine
 #       Describes this machine (CPU, RAM, kernel, Docker).
