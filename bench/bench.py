@@ -668,6 +668,24 @@ def idle_load(seconds: float = 10.0) -> float:
     return (busy1 - busy0) / seconds
 
 
+def settle(
+    label: str, window_s: float = 10.0, tolerance: float = 0.05, limit_s: float = 180.0
+) -> float:
+    """Waits until the machine's busy CPUs hold steady (two windows within tolerance), so
+    a measurement does not start while the cluster still warms up after a rollout; returns
+    the CPUs busy in the last window (the cluster at rest)."""
+    start = time.monotonic()
+    last = idle_load(window_s)
+    while time.monotonic() - start < limit_s:
+        now = idle_load(window_s)
+        if abs(now - last) <= tolerance:
+            log(f"{label}: settled after {time.monotonic() - start:.0f}s, {now:.2f} CPUs busy")
+            return now
+        last = now
+    log(f"{label}: not steady after {limit_s:.0f}s ({last:.2f} CPUs busy), measuring anyway")
+    return last
+
+
 def ansible(argv: list[str], log_path: Path, label: str, timeout_s: int) -> PlaybookRun:
     env = dict(
         os.environ,
@@ -818,6 +836,9 @@ def run_provision(args: argparse.Namespace) -> int:
                 3600,
             )
         after = _cache_entries(cache)
+        # The re-run and the floor are measured on a cluster at rest, not one still starting
+        # its replicas and agents after the rollout.
+        rest_cpus = settle(f"{hosts} hosts")
         # A re-run cut short by a transient connection error is no measurement: it is tried
         # again (up to 3 attempts), and the report says how many it took.
         rerun_attempts = 0
@@ -831,9 +852,8 @@ def run_provision(args: argparse.Namespace) -> int:
             )
             if rerun.rc == 0:
                 break
-        # The lab's own scaling, for comparison: the cluster at rest, then nothing but
-        # no-op module runs on every host (bench/floor.yml).
-        rest_cpus = idle_load()
+        # The lab's own scaling, for comparison: nothing but no-op module runs on every host
+        # (bench/floor.yml).
         floor = ansible(
             [
                 "ansible-playbook",
@@ -902,8 +922,9 @@ def _render_floor(rows: list[dict]) -> list[str]:
         return []
     lines = [
         "",
-        "How the lab itself scales (measured right after each re-run, on the same hosts): the"
-        " machine's CPU use during the re-run, the CPUs the cluster keeps busy at rest, and the"
+        "How the lab itself scales (the re-run starts once the machine's load holds steady; the"
+        " floor right after it, on the same hosts): the machine's CPU use during the re-run,"
+        " the CPUs the cluster keeps busy at rest, and the"
         f" floor, {FLOOR_TASKS} tasks that each make one no-op module run on every host"
         " (bench/floor.yml):",
         "",
