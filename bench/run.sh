@@ -6,12 +6,12 @@
 #       head, alternating: req/s, p50/p99 at 1 and 32 connections, non-2xx, the Serve/bare
 #       ratios, and items/s with 1,000 and 10,000 items per request (playbooks/benchmark.yml).
 #       ANSIBLE ARGS go to ansible-playbook, e.g. -e bench_reps=5 -e bench_duration=20.
-#   bench/run.sh [-i INVENTORY] provision --yes [--workers 2,4] [--fresh-cache] [--docs] [ANSIBLE ARGS...]
+#   bench/run.sh [-i INVENTORY] provision --yes [--workers 2,4] [--reruns 3] [--fresh-cache] [--docs] [ANSIBLE ARGS...]
 #       DESTROYS the lab of INVENTORY (a lab inventory: playbooks/lab.yml makes its hosts),
-#       then for each worker count creates it, times a cold site.yml and a no-change re-run,
-#       and reports the bytes downloaded and shipped, the machine's CPU use during the re-run
-#       and the lab's own floor (bench/floor.yml: no-op module runs on every host) for
-#       comparison. Leaves the lab at the last size.
+#       then for each worker count creates it, times a cold site.yml and --reruns no-change
+#       re-runs (median reported), and reports the bytes downloaded and shipped, the machine's
+#       CPU use during the re-runs and the lab's own floor (bench/floor.yml: no-op module runs
+#       on every host, after each re-run) for comparison. Leaves the lab at the last size.
 #       ANSIBLE ARGS go to every site.yml run.
 #   bench/run.sh machine
 #       Describes this machine (CPU, RAM, kernel, Docker).
@@ -25,7 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { echo "bench: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 inventory=inventories/lab
 mode=serve
@@ -34,6 +34,7 @@ quick=0
 docs=0
 confirm=0
 workers=2,4
+reruns=3
 fresh_cache=0
 passthrough=()
 while [ $# -gt 0 ]; do
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
         --docs) docs=1; shift ;;
         --yes) confirm=1; shift ;;
         --workers) [ $# -ge 2 ] || usage; workers=$2; shift 2 ;;
+        --reruns) [ $# -ge 2 ] || usage; reruns=$2; shift 2 ;;
         --fresh-cache) fresh_cache=1; shift ;;
         -h|--help) usage ;;
         *) passthrough+=("$1"); shift ;;
@@ -119,7 +121,7 @@ case "$mode" in
             say "fresh wheelhouse cache: $PWD/bench/results/$stamp-wheelhouse (remove it when done)"
         fi
         rc=0
-        "$python" bench/bench.py provision -i "$inventory" --workers "$workers" --out "$out" \
+        "$python" bench/bench.py provision -i "$inventory" --workers "$workers" --reruns "$reruns" --out "$out" \
             "${cache_args[@]}" -- "${passthrough[@]}" || rc=$?
         [ -s "$out" ] || die "the provisioning benchmark failed (rc=$rc)"
         [ "$docs" = 1 ] && "$python" bench/bench.py docs "$out" --section provision
