@@ -6,7 +6,7 @@ serve      wrk against the Serve endpoint and the same app under bare uvicorn, a
            writes a markdown report and a JSON file of every run. Called by
            playbooks/benchmark.yml with the context it collected on the head.
 provision  destroys and creates a lab (playbooks/lab.yml) with each worker count, times a
-           cold site.yml and a no-change re-run, counts bytes downloaded into the controller's
+           cold site.yml and no-change re-runs, counts bytes downloaded into the controller's
            wheelhouse cache and bytes shipped to the hosts, and ranks the re-run's tasks; then
            measures the lab itself: CPU use, the cluster at rest, and bench/floor.yml (no-op
            module runs only), so the re-run's growth can be read against the lab's.
@@ -794,6 +794,9 @@ def _archive_bytes(cache: Path, members: list[str]) -> int:
 
 
 def run_provision(args: argparse.Namespace) -> int:
+    if args.reruns < 1:
+        log(f"--reruns is {args.reruns}: at least one re-run per size is needed")
+        return 2
     inventory = args.inventory
     workers_list = _ints(args.workers)
     cache = Path(args.cache).resolve()
