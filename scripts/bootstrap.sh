@@ -37,7 +37,13 @@ command -v "$python" >/dev/null || die "no '$python' on PATH (set RAYFORGE_PYTHO
     die "$python must be Python >= 3.11 with the venv module (ansible-core needs 3.11+)"
 
 hash=$(sha256sum "$reqs" | cut -c1-12)
-mkdir -p "$cache"
+# The cache root must be a directory we can write, on a file system with room (the venv
+# alone takes about 1.1 GiB): say which path and which variable, not just mkdir's words.
+if ! err=$({ mkdir -p -- "$cache" && probe=$(mktemp -p "$cache" .rayforge-probe.XXXXXX) &&
+    { head -c 65536 /dev/zero >"$probe"; rc=$?; rm -f -- "$probe"; exit "$rc"; }; } 2>&1); then
+    die "cannot create or write the cache root $cache (${err:-no reason given}): set RAYFORGE_CACHE" \
+        "to a directory this user can write on a file system with free space (default \$HOME/.cache/rayforge)"
+fi
 venv="$cache/venv-$hash"
 
 # pip, minus the warnings this machine's pip config causes for each package (its extra

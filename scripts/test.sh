@@ -6,7 +6,8 @@
 #   4. lint        yamllint, ansible-lint, ruff check, ruff format --check,
 #                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check README.md
 #                  (one step each)
-#   5. app-tests   pytest app/tests; preflight-tests: pytest tests/preflight (bad inventories)
+#   5. app-tests   pytest app/tests; preflight-tests: pytest tests/preflight (bad inventories);
+#                  controller-tests: pytest tests/controller (the wheelhouse cache)
 #   6. molecule    destroy leftovers of an aborted run, then `molecule test -s NAME` for every
 #                  molecule/*/molecule.yml, sorted; a failure does not stop the others
 # Each step is timed; a summary table and the line "N passed, N failed" (steps) end the run.
@@ -18,7 +19,8 @@
 #   RAYFORGE_SKIP_APP_TESTS=1  skip pytest app/tests
 #   RAYFORGE_SKIP_MOLECULE=1   skip Molecule (and so the Docker engine and the host image)
 #   RAYFORGE_ONLY_LINT=1       bootstrap and lint only (`make lint`)
-#   RAYFORGE_CACHE             cache root for the venv and wheels (default ~/.cache/rayforge)
+#   RAYFORGE_CACHE             cache root for the venv and wheels (default ~/.cache/rayforge;
+#                              created when missing; CI gives each run an empty one)
 set -uo pipefail # no -e: a failed step is recorded and the run goes on
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -168,6 +170,13 @@ if [ "$skip_app" = 1 ]; then
     skip preflight-tests "skipped by environment"
 elif [ -d tests/preflight ]; then
     step preflight-tests python -m pytest tests/preflight
+fi
+
+# 5c. The controller's own work (the wheelhouse cache shared by concurrent runs).
+if [ "$skip_app" = 1 ]; then
+    skip controller-tests "skipped by environment"
+elif [ -d tests/controller ]; then
+    step controller-tests python -m pytest tests/controller
 fi
 
 # 6. Molecule scenarios.

@@ -204,6 +204,8 @@ class Context:
     stack: contextlib.ExitStack
     values: dict[str, object] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
+    # Environment of ansible-playbook, over this process's.
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def inventory(gcs_port: int, workers: int) -> dict:
@@ -415,6 +417,29 @@ def wrong_type(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_object_store_memory"] = "2GiB"
 
 
+def wheelhouse_cache_read_only(inv: dict, ctx: Context) -> None:
+    """RAYFORGE_CACHE on a read-only file system: what stops even root from writing."""
+    mount = ctx.tmp / "read-only"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "rayforge-test", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {made.stderr.decode().strip()}")
+    ctx.stack.callback(subprocess.run, ["umount", str(mount)], check=False)
+    ctx.env["RAYFORGE_CACHE"] = str(mount / "cache")
+    ctx.values["cache"] = str(mount / "cache" / "wheelhouse")
+
+
+def wheelhouse_cache_under_a_file(inv: dict, ctx: Context) -> None:
+    """ray_node_wheelhouse_cache below a regular file: it can never be created."""
+    (ctx.tmp / "a-file").write_text("")
+    ctx.values["cache"] = str(ctx.tmp / "a-file" / "wheelhouse")
+    all_vars(inv)["ray_node_wheelhouse_cache"] = ctx.values["cache"]
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -513,6 +538,18 @@ BAD_CASES = [
         "ray_node_install_method is 'index' but ray_node_index_url is empty",
     ),
     Case("wrong-type", wrong_type, "argument 'ray_object_store_memory' is of type str"),
+    Case(
+        "wheelhouse-cache-read-only",
+        wheelhouse_cache_read_only,
+        "Read-only file system: the controller cannot create or write the wheelhouse cache "
+        "{cache}. Set the environment variable RAYFORGE_CACHE",
+    ),
+    Case(
+        "wheelhouse-cache-under-a-file",
+        wheelhouse_cache_under_a_file,
+        "Not a directory: the controller cannot create or write the wheelhouse cache {cache}. "
+        "Set the environment variable RAYFORGE_CACHE",
+    ),
 ]
 
 
@@ -531,6 +568,12 @@ def running_head(inv: dict, ctx: Context) -> None:
 def single_host(inv: dict, ctx: Context) -> None:
     """No workers: nothing to probe."""
     del inv["all"]["children"]["ray_workers"]
+
+
+def wheelhouse_cache_missing(inv: dict, ctx: Context) -> None:
+    """A fresh controller: the cache root does not exist yet (the preflight creates it)."""
+    ctx.env["RAYFORGE_CACHE"] = str(ctx.tmp / "fresh" / "cache")
+    ctx.values["cache"] = str(ctx.tmp / "fresh" / "cache" / "wheelhouse")
 
 
 GOOD_CASES = [
@@ -552,6 +595,11 @@ GOOD_CASES = [
         "TASK [ray : Inventory has exactly one head",
         workers=0,
         absent="TASK [ray : Listeners on the head's GCS port are read",
+    ),
+    Case(
+        "wheelhouse-cache-missing",
+        wheelhouse_cache_missing,
+        "TASK [ray_node : Wheelhouse cache on the controller is a writable directory",
     ),
 ]
 
@@ -585,6 +633,7 @@ def run_case(case: Case, tmp: Path, gcs_port: int, good: bool) -> Run:
             ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_FORCE_COLOR="0",
+            **ctx.env,
         )
         if not good:
             env["ANSIBLE_CALLBACK_PLUGINS"] = str(GUARD_DIR)
@@ -671,6 +720,17 @@ def test_bad_inventory_fails_in_preflight(case: Case, runs: dict) -> None:
     hosts = recap(run.stdout)
     assert hosts, describe(run)
     assert {name: counts["changed"] for name, counts in hosts.items()} == dict.fromkeys(hosts, 0)
+
+
+@pytest.mark.parametrize(
+    "case", [case for case in GOOD_CASES if case.id == "wheelhouse-cache-missing"], ids=str
+)
+def test_preflight_creates_a_missing_wheelhouse_cache(case: Case, runs: dict) -> None:
+    run = runs[case.id].result()
+    assert run.rc == 0, describe(run)
+    cache = Path(str(run.values["cache"]))
+    assert cache.is_dir(), describe(run)
+    assert list(cache.iterdir()) == [], "the probe's file is left behind"
 
 
 @pytest.mark.parametrize("case", GOOD_CASES, ids=lambda case: case.id)
