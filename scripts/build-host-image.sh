@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
 # Build the systemd host image used by the lab and the Molecule scenarios, without any registry:
 # debootstrap a Debian bookworm rootfs from this machine's own apt mirror, then `docker import` it.
-# The tag carries a hash of the recipe, so the image is built once and rebuilt when the recipe changes.
+#   scripts/build-host-image.sh            build once, reuse the tag afterwards
+#   scripts/build-host-image.sh --rebuild  build from the recipe even when the tag exists (CI)
+# The tag carries a hash of the recipe, the mirror and the CA bundle copied in, so the image is
+# rebuilt when any of them changes. The packages the mirror serves are not in the hash: a
+# point release reaches an existing tag only through --rebuild.
 # Prints the image reference on stdout. (docker import cannot set STOPSIGNAL: containers are
 # created with stop_signal SIGRTMIN+3 so that `docker stop` shuts systemd down cleanly.)
 set -euo pipefail
+
+rebuild=0
+case "${1:-}" in
+    --rebuild) rebuild=1 ;;
+    "") ;;
+    *)
+        echo "usage: $0 [--rebuild]" >&2
+        exit 2
+        ;;
+esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 recipe_dir="$here/images/host"
 suite=${RAYFORGE_IMAGE_SUITE:-bookworm}
 repo=${RAYFORGE_IMAGE_REPO:-rayforge/host}
 ca_bundle=${RAYFORGE_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
-
-recipe_hash=$(cat "${BASH_SOURCE[0]}" "$recipe_dir"/* | sha256sum | cut -c1-12)
-tag="$repo:$suite-$recipe_hash"
-
-if docker image inspect "$tag" >/dev/null 2>&1; then
-    echo "$tag"
-    exit 0
-fi
 
 # The mirror comes from the machine's own apt sources (deb822 or one-line format).
 mirror() {
@@ -38,6 +44,17 @@ mirror() {
     return 1
 }
 mirror_uri=$(mirror) || { echo "no apt source for '$suite' found in /etc/apt" >&2; exit 1; }
+[ -r "$ca_bundle" ] || { echo "no CA bundle at $ca_bundle (set RAYFORGE_CA_BUNDLE)" >&2; exit 1; }
+
+recipe_hash=$({ cat "${BASH_SOURCE[0]}" "$recipe_dir"/* "$ca_bundle"; echo "$mirror_uri"; } |
+    sha256sum | cut -c1-12)
+tag="$repo:$suite-$recipe_hash"
+
+old_id=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+if [ -n "$old_id" ] && [ "$rebuild" = 0 ]; then
+    echo "$tag"
+    exit 0
+fi
 
 command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2; }
 
@@ -58,4 +75,8 @@ tar -C "$rootfs" -c . | docker import \
     --change 'ENV container=docker' \
     --change 'CMD ["/lib/systemd/systemd"]' \
     - "$tag" >&2
+# The image the tag named before a rebuild; left in place while a container still uses it.
+if [ -n "$old_id" ] && [ "$old_id" != "$(docker image inspect --format '{{.Id}}' "$tag")" ]; then
+    docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
 echo "$tag"
