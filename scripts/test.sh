@@ -7,24 +7,50 @@
 #                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check README.md
 #                  (one step each)
 #   5. app-tests   pytest app/tests; preflight-tests: pytest tests/preflight (bad inventories);
-#                  controller-tests: pytest tests/controller (the wheelhouse cache)
+#                  controller-tests: pytest tests/controller (the wheelhouse cache, the README)
 #   6. molecule    destroy leftovers of an aborted run, then `molecule test -s NAME` for every
-#                  molecule/*/molecule.yml, sorted; a failure does not stop the others
-# Each step is timed; a summary table and the line "N passed, N failed" (steps) end the run.
-# Exit status: 0 when no step failed.
+#                  molecule/*/molecule.yml, sorted; a failure does not stop the others. A
+#                  scenario without a tests/test_*.py fails without running.
+# Each step has a time limit (killed with its children when it runs over) and its own log.
+# The summary table gives each step's result, seconds and tests; the closing line counts
+# tests: pytest's own counts where a step ran pytest (the app, the preflight cases, each
+# scenario's testinfra verify), 1 for any other step, and every skipped step as skipped:
+#   N passed, N failed, N skipped
+# Exit status: 0 when nothing failed.
 #
-# Environment:
+# Environment (a developer's switches; with CI set, every RAYFORGE_SKIP_*, RAYFORGE_ONLY_LINT
+# and RAYFORGE_SCENARIOS is refused, so that CI cannot run less than everything):
 #   RAYFORGE_SCENARIOS="a b"   only these Molecule scenarios (default: all)
 #   RAYFORGE_SKIP_LINT=1       skip the lint steps
-#   RAYFORGE_SKIP_APP_TESTS=1  skip pytest app/tests
+#   RAYFORGE_SKIP_APP_TESTS=1  skip the app, preflight and controller tests
 #   RAYFORGE_SKIP_MOLECULE=1   skip Molecule (and so the Docker engine and the host image)
 #   RAYFORGE_ONLY_LINT=1       bootstrap and lint only (`make lint`)
+#   RAYFORGE_STEP_TIMEOUT      seconds a step may take (default 900)
+#   RAYFORGE_SCENARIO_TIMEOUT  seconds one Molecule scenario may take (default 1500)
+#   RAYFORGE_TEST_LOGS         directory for the steps' logs (default: a new temporary one)
 #   RAYFORGE_CACHE             cache root for the venv and wheels (default ~/.cache/rayforge;
 #                              created when missing; CI gives each run an empty one)
 set -uo pipefail # no -e: a failed step is recorded and the run goes on
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
+
+step_timeout=${RAYFORGE_STEP_TIMEOUT:-900}
+scenario_timeout=${RAYFORGE_SCENARIO_TIMEOUT:-1500}
+
+if [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; then
+    refused=()
+    for var in RAYFORGE_SKIP_LINT RAYFORGE_SKIP_APP_TESTS RAYFORGE_SKIP_MOLECULE \
+        RAYFORGE_ONLY_LINT RAYFORGE_SCENARIOS; do
+        [ -n "${!var:-}" ] && refused+=("$var=${!var}")
+    done
+    if [ "${#refused[@]}" -gt 0 ]; then
+        echo "test.sh: CI runs everything; unset ${refused[*]}" >&2
+        echo
+        echo "0 passed, 1 failed"
+        exit 2
+    fi
+fi
 
 if [ "${RAYFORGE_ONLY_LINT:-0}" = 1 ]; then
     RAYFORGE_SKIP_MOLECULE=1
@@ -41,61 +67,124 @@ if [ ! -t 1 ]; then
 fi
 export PYTHONUNBUFFERED=1
 
+logs=${RAYFORGE_TEST_LOGS:-}
+if [ -z "$logs" ]; then
+    logs=$(mktemp -d "${TMPDIR:-/tmp}/rayforge-test-logs.XXXXXX") || exit 1
+fi
+mkdir -p "$logs" || exit 1
+
 # ---------------------------------------------------------------------------------------------
 # Step bookkeeping.
 names=()
 results=()
 durations=()
+counts=() # "passed failed skipped" tests of each step
 
 now() { echo "${EPOCHREALTIME/,/.}"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 banner() { printf '\n=============== %s ===============\n' "$*"; }
 
-record() { # record NAME RESULT SECONDS
+record() { # record NAME RESULT SECONDS "PASSED FAILED SKIPPED"
     names+=("$1")
     results+=("$2")
     durations+=("$3")
+    counts+=("$4")
 }
 
 skip() { # skip NAME REASON
     banner "$1: skipped ($2)"
-    record "$1" "SKIP ($2)" "-"
+    record "$1" "SKIP ($2)" "-" "0 0 1"
 }
 
-# step NAME COMMAND...: runs the command (stdin closed: nothing may prompt), records the result.
+fail_unrun() { # fail_unrun NAME REASON: a step that could not even start
+    banner "$1: FAIL ($2)"
+    record "$1" "FAIL ($2)" "-" "0 1 0"
+}
+
+# Tests a step's log reports: the sum of pytest's summary lines ("== 3 passed, 1 skipped in
+# 2.0s ==", or without the rules under -q), or "" when it has none. Errors count as failures.
+pytest_counts() {
+    awk '
+        /^(=+ )?[0-9]+ [a-z]+(, [0-9]+ [a-z]+)* in [0-9.]+s( \([0-9:]+\))?( =+)?$/ {
+            found = 1
+            n = split($0, words, /[ ,=]+/)
+            for (i = 2; i <= n; i++) {
+                if (words[i] == "passed") p += words[i - 1]
+                else if (words[i] ~ /^(failed|error|errors)$/) f += words[i - 1]
+                else if (words[i] == "skipped") s += words[i - 1]
+            }
+        }
+        END { if (found) printf "%d %d %d", p, f, s }
+    ' "$1"
+}
+
+# limited COMMAND...: the command under the current step's time limit; GNU timeout signals
+# the command's whole process group (Molecule's Ansible runs, pytest's Ray) when it runs over.
+step_limit=$step_timeout
+limited() { timeout --kill-after=30 "$step_limit" "$@"; }
+
+# step [--limit SECONDS] NAME COMMAND...: runs the command (stdin closed: nothing may prompt;
+# output also in $logs/NAME.log), records the result and its tests. A shell function runs in
+# this shell (it may set variables) and applies the limit itself through `limited`.
 step() {
-    local name=$1 start rc result
+    local limit=$step_timeout name start rc result log tests
+    if [ "$1" = --limit ]; then
+        limit=$2
+        shift 2
+    fi
+    name=$1
     shift
+    log="$logs/${name//[^A-Za-z0-9_.-]/_}.log"
     banner "$name"
     echo "+ $*"
     start=$(now)
-    "$@" </dev/null
+    step_limit=$limit
+    if [ "$(type -t "$1")" = function ]; then
+        "$@" </dev/null > >(tee "$log") 2>&1
+    else
+        limited "$@" </dev/null > >(tee "$log") 2>&1
+    fi
     rc=$?
-    if [ "$rc" -eq 0 ]; then result=PASS; else result="FAIL (exit $rc)"; fi
-    record "$name" "$result" "$(elapsed "$start" "$(now)")"
-    echo "--- $name: $result in ${durations[-1]}s"
+    step_limit=$step_timeout
+    wait "$!" 2>/dev/null # tee has written the whole log
+    case "$rc" in
+        0) result=PASS ;;
+        124 | 137) result="FAIL (timed out after ${limit}s)" ;;
+        *) result="FAIL (exit $rc)" ;;
+    esac
+    tests=$(pytest_counts "$log")
+    if [ -z "$tests" ]; then
+        if [ "$rc" -eq 0 ]; then tests="1 0 0"; else tests="0 1 0"; fi
+    elif [ "$rc" -ne 0 ] && [ "$(echo "$tests" | cut -d' ' -f2)" = 0 ]; then
+        # pytest passed but the step failed (a converge, idempotence, a timeout): one failure.
+        tests=$(echo "$tests" | awk '{ printf "%d %d %d", $1, $2 + 1, $3 }')
+    fi
+    record "$name" "$result" "$(elapsed "$start" "$(now)")" "$tests"
+    echo "--- $name: $result in ${durations[-1]}s (tests passed/failed/skipped: ${tests// //})"
     return "$rc"
 }
 
 summary() {
-    local i passed=0 failed=0
+    local i passed=0 failed=0 skipped=0 p f s
     banner "summary"
-    printf '%-34s %-34s %9s\n' STEP RESULT SECONDS
+    printf '%-34s %-34s %9s %s\n' STEP RESULT SECONDS "TESTS (passed failed skipped)"
     for i in "${!names[@]}"; do
-        printf '%-34s %-34s %9s\n' "${names[$i]}" "${results[$i]}" "${durations[$i]}"
-        case "${results[$i]}" in
-            PASS) passed=$((passed + 1)) ;;
-            FAIL*) failed=$((failed + 1)) ;;
-        esac
+        read -r p f s <<<"${counts[$i]}"
+        printf '%-34s %-34s %9s %s\n' "${names[$i]}" "${results[$i]}" "${durations[$i]}" \
+            "$p $f $s"
+        passed=$((passed + p))
+        failed=$((failed + f))
+        skipped=$((skipped + s))
     done
     printf '%-34s %-34s %9s\n' total "" "$(elapsed "$run_start" "$(now)")"
+    echo "step logs: $logs"
     echo
-    echo "$passed passed, $failed failed"
+    echo "$passed passed, $failed failed, $skipped skipped"
     [ "$failed" -eq 0 ]
 }
 
 on_signal() {
-    record "(interrupted)" "FAIL (signal)" "-"
+    record "(interrupted)" "FAIL (signal)" "-" "0 1 0"
     summary
     exit 130
 }
@@ -108,14 +197,14 @@ run_start=$(now)
 docker_ok=0
 if [ "$skip_molecule" = 1 ]; then
     skip docker "Molecule skipped"
-elif step docker scripts/ensure-docker.sh; then
+elif step --limit 300 docker scripts/ensure-docker.sh; then
     docker_ok=1
 fi
 
 # 2. The tooling venv. Nothing after this can run without it.
 venv=
-do_bootstrap() { venv=$(scripts/bootstrap.sh) && [ -x "$venv/bin/python" ]; }
-if ! step bootstrap do_bootstrap; then
+do_bootstrap() { venv=$(limited scripts/bootstrap.sh) && [ -x "$venv/bin/python" ]; }
+if ! step --limit 1200 bootstrap do_bootstrap; then
     echo "bootstrap failed: no tooling venv, nothing else can run" >&2
     summary
     exit 1
@@ -126,14 +215,14 @@ echo "tooling venv: $venv"
 # 3. The systemd host image for the Molecule platforms.
 image_ok=0
 do_image() {
-    RAYFORGE_HOST_IMAGE=$(scripts/build-host-image.sh) && [ -n "$RAYFORGE_HOST_IMAGE" ] &&
+    RAYFORGE_HOST_IMAGE=$(limited scripts/build-host-image.sh) && [ -n "$RAYFORGE_HOST_IMAGE" ] &&
         export RAYFORGE_HOST_IMAGE && echo "RAYFORGE_HOST_IMAGE=$RAYFORGE_HOST_IMAGE"
 }
 if [ "$skip_molecule" = 1 ]; then
     skip host-image "Molecule skipped"
 elif [ "$docker_ok" = 0 ]; then
     skip host-image "no Docker engine"
-elif step host-image do_image; then
+elif step --limit 1200 host-image do_image; then
     image_ok=1
 fi
 
@@ -156,31 +245,28 @@ else
     fi
 fi
 
-# 5. The app's tests.
-if [ "$skip_app" = 1 ]; then
-    skip app-tests "skipped by environment"
-elif [ ! -d app/tests ]; then
-    skip app-tests "no app/tests"
-else
-    step app-tests python -m pytest app/tests
-fi
-
-# 5b. Bad inventories: the real site.yml against local hosts, stopping in preflight.
-if [ "$skip_app" = 1 ]; then
-    skip preflight-tests "skipped by environment"
-elif [ -d tests/preflight ]; then
-    step preflight-tests python -m pytest tests/preflight
-fi
-
-# 5c. The controller's own work (the wheelhouse cache shared by concurrent runs).
-if [ "$skip_app" = 1 ]; then
-    skip controller-tests "skipped by environment"
-elif [ -d tests/controller ]; then
-    step controller-tests python -m pytest tests/controller
-fi
+# 5. The app's tests, the bad inventories (the real site.yml against local hosts, stopping in
+# preflight) and the controller's own work.
+for suite in app-tests:app/tests preflight-tests:tests/preflight controller-tests:tests/controller; do
+    name=${suite%%:*}
+    dir=${suite#*:}
+    if [ "$skip_app" = 1 ]; then
+        skip "$name" "RAYFORGE_SKIP_APP_TESTS=1"
+    elif [ ! -d "$dir" ]; then
+        fail_unrun "$name" "no $dir"
+    else
+        step "$name" python -m pytest "$dir"
+    fi
+done
 
 # 6. Molecule scenarios.
-scenario_exists() { [ -f "molecule/$1/molecule.yml" ]; }
+scenario_ready() { # why NAME cannot run, or nothing
+    if [ ! -f "molecule/$1/molecule.yml" ]; then
+        echo "no molecule/$1/molecule.yml"
+    elif ! compgen -G "molecule/$1/tests/test_*.py" >/dev/null; then
+        echo "no molecule/$1/tests/test_*.py: a scenario verifies something"
+    fi
+}
 molecule_failed() {
     echo "--- scenario $1 failed; Docker containers now:"
     docker ps -a --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}\t{{.Labels}}' || true
@@ -198,10 +284,10 @@ else
         mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | sort)
     fi
     if [ "${#scenarios[@]}" -eq 0 ]; then
-        record molecule "FAIL (no scenario found)" "-"
+        fail_unrun molecule "no scenario found"
     elif [ "$image_ok" = 0 ]; then
         for name in "${scenarios[@]}"; do
-            record "molecule:$name" "FAIL (not run: no host image)" "-"
+            fail_unrun "molecule:$name" "not run: no host image"
         done
     else
         # Leftovers of an aborted run (containers, Molecule's state) would break `create`.
@@ -209,22 +295,24 @@ else
             local name rc=0
             for name in "$@"; do
                 echo "+ molecule destroy -s $name"
-                molecule destroy -s "$name" || rc=1
+                limited molecule destroy -s "$name" || rc=1
             done
             return "$rc"
         }
         known=()
         for name in "${scenarios[@]}"; do
-            if scenario_exists "$name"; then
-                known+=("$name")
+            why=$(scenario_ready "$name")
+            if [ -n "$why" ]; then
+                fail_unrun "molecule:$name" "$why"
             else
-                record "molecule:$name" "FAIL (no molecule/$name/molecule.yml)" "-"
+                known+=("$name")
             fi
         done
         if [ "${#known[@]}" -gt 0 ]; then
             step molecule:cleanup cleanup "${known[@]}"
             for name in "${known[@]}"; do
-                step "molecule:$name" molecule test -s "$name" || molecule_failed "$name"
+                step --limit "$scenario_timeout" "molecule:$name" molecule test -s "$name" ||
+                    molecule_failed "$name"
             done
         fi
     fi
