@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+# Copyright: rayforge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Keeps Serve running the last config that became healthy, without a human.
+
+Runs on the head under systemd (rayforge-serve-reconciler.service, the ray user). Every
+--interval seconds it reads Serve's state from the dashboard and compares it with --config,
+the config the last healthy deploy left (ray_serve_apply's last_good_path). When Serve is not
+running it, for --settle polls in a row (so Serve's own recovery from a persisted GCS goes
+first), it takes --lock without waiting (a deploy by the role holds it: never fight one) and
+re-applies the config through the same client and the same definition of healthy as the role
+(ray_dashboard.py, installed beside this file). Every action and its outcome goes to stdout,
+which is the journal. Failures back off: the wait doubles up to --max-backoff seconds and
+returns to --interval once Serve runs the config again.
+
+Cases it covers: the head restarted without a persisted GCS (Serve's state was in memory), the
+GCS store was lost or is new (a disk swap), someone shut Serve down or deployed another config
+by hand. Exit status: 2 for bad arguments; otherwise it runs until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ray_dashboard import (
+    Dashboard,
+    DashboardError,
+    apply,
+    deploy_lock,
+    differences,
+    wait_healthy,
+)
+
+OK, WAITING, FAILED = "ok", "waiting", "failed"
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dashboard-url", required=True, help="http://host:port of the dashboard")
+    parser.add_argument("--config", required=True, type=Path, help="the last healthy Serve config")
+    parser.add_argument("--token-file", type=Path, help="cluster token (token authentication)")
+    parser.add_argument("--lock", required=True, help="lock file shared with ray_serve_apply")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
+    parser.add_argument("--settle", type=int, default=3, help="polls a difference must last")
+    parser.add_argument("--deploy-timeout", type=float, default=300.0, help="seconds to health")
+    parser.add_argument("--max-backoff", type=float, default=300.0, help="longest wait, seconds")
+    parser.add_argument("--once", action="store_true", help="one poll (and action), then exit")
+    args = parser.parse_args(argv)
+    if args.interval <= 0 or args.settle < 1 or args.deploy_timeout <= 0:
+        parser.error("--interval and --deploy-timeout must be positive, --settle at least 1")
+    return args
+
+
+def headers(token_file: Path | None) -> dict:
+    if token_file is None:
+        return {}
+    return {"Authorization": "Bearer " + token_file.read_text(encoding="utf-8").strip()}
+
+
+class Reconciler:
+    """One poll at a time (step); the loop around it is run()."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.dashboard = Dashboard(args.dashboard_url, headers(args.token_file))
+        self.seen = 0  # consecutive polls that found Serve off the config
+        self.failures = 0
+
+    def desired(self) -> dict | None:
+        try:
+            return json.loads(self.args.config.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def step(self) -> str:
+        """One poll: OK (Serve runs the config, or there is none yet), WAITING (a difference
+        not yet settled, or a deploy under way) or FAILED (a re-apply did not become healthy)."""
+        desired = self.desired()
+        if desired is None:
+            return OK  # no deploy has become healthy yet: nothing to restore
+        details = self.dashboard.serve_details()
+        diffs = differences(desired, details)
+        if not diffs:
+            if self.seen:
+                log("Serve runs the last healthy config again")
+            self.seen = 0
+            return OK
+        self.seen += 1
+        if self.seen < self.args.settle:
+            log(
+                f"Serve differs from {self.args.config} ({'; '.join(diffs)}): "
+                f"poll {self.seen} of {self.args.settle} before acting"
+            )
+            return WAITING
+        with deploy_lock(self.args.lock, wait_s=0) as locked:
+            if not locked:
+                log("a deploy holds the lock: leaving Serve to it")
+                self.seen = 0
+                return WAITING
+            details = self.dashboard.serve_details()
+            diffs = apply(self.dashboard, desired, details, self.args.deploy_timeout)
+            if not diffs:
+                self.seen = 0
+                return OK
+            log(f"re-applying {self.args.config}: {'; '.join(diffs)}")
+            ok, failure, _ = wait_healthy(self.dashboard, desired, self.args.deploy_timeout)
+        if ok:
+            log("re-applied: every application is healthy")
+            self.seen = 0
+            return OK
+        log(f"re-applied, but not healthy: {failure}")
+        return FAILED
+
+    def run(self) -> None:
+        log(f"watching Serve at {self.args.dashboard_url} against {self.args.config}")
+        while True:
+            try:
+                state = self.step()
+            except (DashboardError, OSError, ValueError) as err:
+                log(f"cannot reconcile now: {err}")
+                state = FAILED
+            if self.args.once:
+                return
+            if state != FAILED:
+                self.failures = 0
+                wait = self.args.interval
+            else:
+                self.failures += 1
+                wait = min(self.args.max_backoff, self.args.interval * 2**self.failures)
+            time.sleep(wait)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    Reconciler(args).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
