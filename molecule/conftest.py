@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 import urllib.error
 import urllib.request
 
@@ -16,6 +17,8 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# The bounded load client of the fault and operation tests (tests/support/load_client.py).
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 UNITS = ("ray-head", "ray-worker")
 # The address other machines use to reach a host: the source IP of its default route.
 IP_CMD = "ip -4 -o route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'"

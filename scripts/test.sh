@@ -6,8 +6,10 @@
 #   4. lint        yamllint, ansible-lint, ruff check, ruff format --check,
 #                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check README.md
 #                  (one step each)
-#   5. app-tests   pytest app/tests; preflight-tests: pytest tests/preflight (bad inventories);
-#                  controller-tests: pytest tests/controller (the wheelhouse cache, the README)
+#   5. app-tests   pytest app/tests; unit-tests: pytest tests/unit (modules, dashboard client,
+#                  reconciler, against recorded dashboard answers); preflight-tests: pytest
+#                  tests/preflight (bad inventories); controller-tests: pytest tests/controller
+#                  (the wheelhouse cache, the README)
 #   6. molecule    destroy leftovers of an aborted run, then `molecule test -s NAME` for every
 #                  molecule/*/molecule.yml, sorted; a failure does not stop the others. A
 #                  scenario without a tests/test_*.py fails without running.
@@ -231,7 +233,7 @@ if [ "$skip_lint" = 1 ]; then
     skip lint "RAYFORGE_SKIP_LINT=1"
 else
     ruff_paths=()
-    for path in app bench scripts molecule tests roles/*/library roles/*/files; do
+    for path in app bench scripts molecule tests roles/*/library roles/*/module_utils roles/*/files; do
         [ -e "$path" ] && ruff_paths+=("$path")
     done
     step lint:yamllint yamllint -s .
@@ -247,7 +249,8 @@ fi
 
 # 5. The app's tests, the bad inventories (the real site.yml against local hosts, stopping in
 # preflight) and the controller's own work.
-for suite in app-tests:app/tests preflight-tests:tests/preflight controller-tests:tests/controller; do
+for suite in app-tests:app/tests unit-tests:tests/unit preflight-tests:tests/preflight \
+    controller-tests:tests/controller; do
     name=${suite%%:*}
     dir=${suite#*:}
     if [ "$skip_app" = 1 ]; then

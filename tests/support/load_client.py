@@ -1,0 +1,176 @@
+"""A bounded, closed-loop HTTP load client for fault and operation tests.
+
+One thread per target posts the same request again as soon as the previous one is answered
+(after PAUSE_S), until the count or the time limit is reached or stop() is called: a test
+cannot leave it running. Each request opens its own connection, so every outcome is
+unambiguous (a kept-alive connection the server closed between two requests would leave the
+client unsure whether its request was lost). Every request is recorded with its send time
+(seconds since start()) and its outcome:
+
+* ``ok``: a 2xx answer;
+* ``http <status>``: any other answer (a 404 before a node routes, a 503 while it drains);
+* ``refused``: the connection was refused (the port is closed: the node is down);
+* ``reset``: the connection broke after the request was sent (a request lost in flight);
+* ``timeout``: no answer within the request timeout.
+
+Addresses are whatever the test passes: read them from the running containers, never
+remember them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+# Seconds between a target's answer and its next request: about 30 requests a second per
+# target, enough to see a gap of a tenth of a second and light on a 2-core machine.
+PAUSE_S = 0.03
+REQUEST_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    target: str
+    sent: float  # seconds since start()
+    outcome: str
+
+
+@dataclass
+class TargetReport:
+    """What one target saw from FROM (seconds since start) on."""
+
+    target: str
+    total: int
+    failed: int
+    outcomes: dict[str, int]
+    # Seconds after FROM of the last failed request (None: none failed).
+    last_failure: float | None
+    # Seconds after FROM until the target answered 2xx and then never failed again
+    # (None: it never did after FROM).
+    recovered_after: float | None
+
+    @property
+    def non_2xx(self) -> int:
+        return sum(n for outcome, n in self.outcomes.items() if outcome.startswith("http"))
+
+
+@dataclass
+class LoadClient:
+    """Posts BODY to every URL of TARGETS (name -> URL) until MAX_REQUESTS requests in all or
+    MAX_SECONDS have gone by, whichever comes first."""
+
+    targets: dict[str, str]
+    body: bytes
+    max_requests: int = 50_000
+    max_seconds: float = 600.0
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    samples: list[Sample] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._t0 = 0.0
+
+    def now(self) -> float:
+        """Seconds since start(), on the clock of the samples."""
+        return time.monotonic() - self._t0
+
+    def start(self) -> LoadClient:
+        self._t0 = time.monotonic()
+        for name, url in self.targets.items():
+            thread = threading.Thread(target=self._run, args=(name, url), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(REQUEST_TIMEOUT_S + 5)
+        return list(self.samples)
+
+    def __enter__(self) -> LoadClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _record(self, name: str, sent: float, outcome: str) -> bool:
+        with self._lock:
+            self.samples.append(Sample(name, sent, outcome))
+            full = len(self.samples) >= self.max_requests
+        return not full and self.now() < self.max_seconds
+
+    def _run(self, name: str, url: str) -> None:
+        parts = urlsplit(url)
+        path = parts.path or "/"
+        while not self._stop.is_set():
+            sent = self.now()
+            outcome = self._one(parts.hostname, parts.port or 80, path)
+            if not self._record(name, sent, outcome):
+                break
+            self._stop.wait(PAUSE_S)
+
+    def _one(self, hostname: str, port: int, path: str) -> str:
+        conn = http.client.HTTPConnection(hostname, port, timeout=REQUEST_TIMEOUT_S)
+        try:
+            conn.request("POST", path, body=self.body, headers=self.headers)
+            resp = conn.getresponse()
+            resp.read()
+        except ConnectionRefusedError:
+            return "refused"
+        except TimeoutError:
+            return "timeout"
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            return "reset"
+        except (OSError, http.client.HTTPException):
+            return "error"
+        finally:
+            conn.close()
+        return "ok" if 200 <= resp.status < 300 else f"http {resp.status}"
+
+
+def report(samples: list[Sample], since: float = 0.0, until: float | None = None) -> dict:
+    """Per target, what it saw between SINCE and UNTIL (seconds since start)."""
+    out = {}
+    for name in sorted({s.target for s in samples}):
+        mine = [
+            s
+            for s in samples
+            if s.target == name and s.sent >= since and (until is None or s.sent <= until)
+        ]
+        mine.sort(key=lambda s: s.sent)
+        failures = [s for s in mine if s.outcome != "ok"]
+        last_failure = failures[-1].sent - since if failures else None
+        recovered = None
+        if not failures:
+            recovered = 0.0 if mine else None
+        else:
+            after = [s for s in mine if s.sent > failures[-1].sent]
+            recovered = after[0].sent - since if after else None
+        out[name] = TargetReport(
+            target=name,
+            total=len(mine),
+            failed=len(failures),
+            outcomes=dict(Counter(s.outcome for s in mine)),
+            last_failure=last_failure,
+            recovered_after=recovered,
+        )
+    return out
+
+
+def describe(reports: dict) -> str:
+    """One line per target, for assertion messages and the test log."""
+    lines = []
+    for r in reports.values():
+        recovered = "never" if r.recovered_after is None else f"{r.recovered_after:.1f} s"
+        lines.append(
+            f"{r.target}: {r.total} requests, {r.failed} failed {r.outcomes}, "
+            f"serving for good after {recovered}"
+        )
+    return "\n".join(lines)
