@@ -19,16 +19,20 @@ case "$action" in
   up)
     ansible-playbook -i inventories/lab playbooks/lab.yml "$@"
     ansible-playbook -i inventories/lab site.yml "$@"
-    port=$(ansible -i inventories/lab localhost -m ansible.builtin.debug \
-             -a "msg={{ ray_serve_http_port | default(8000) }}" "$@" 2>/dev/null \
-           | sed -n 's/.*"msg": "\{0,1\}\([0-9]*\)"\{0,1\}.*/\1/p')
-    port=${port:-8000}
+    # The ports as the inventory sets them (Ray's default when it does not).
+    defaults="lookup('ansible.builtin.file', 'roles/ray/defaults/main.yml') | from_yaml"
+    ports="{{ ray_serve_http_port | default(($defaults).ray_serve_http_port) }}"
+    ports="$ports {{ lab_load_balancer_published_port }}"
+    read -r port lb_port < <(ansible -i inventories/lab localhost -m ansible.builtin.debug \
+        -a "msg='$ports'" "$@" 2>/dev/null | sed -n 's/.*msg: \([0-9]*\) \([0-9]*\).*/\1 \2/p')
     cat <<MSG
 
 The lab cluster is up. Serve answers on every node's :$port; the head's is published here:
   curl -X POST http://localhost:$port/score/salience \\
     -H 'Content-Type: application/json' \\
     -d '{"features": [{"task_risk": 0.5, "failure_severity": 0.3}]}'
+The front load balancer (HAProxy over every node, health-checked) is published here:
+  curl -X POST http://localhost:$lb_port/score/salience ...
 Status:   ansible-playbook -i inventories/lab playbooks/status.yml
 Destroy:  make lab-destroy
 MSG

@@ -33,11 +33,13 @@ def nodes(host):
     groups = host.ansible.get_variables()["groups"]
     head = groups["ray_head"][0]
     hosts = {name: peer(host, name) for name in [head, *groups["ray_workers"]]}
+    balancers = {name: peer(host, name) for name in groups.get("lab_load_balancer", [])}
     return {
         "head": head,
         "workers": list(groups["ray_workers"]),
         "hosts": hosts,
         "ips": {name: h.check_output(IP_CMD) for name, h in hosts.items()},
+        "balancers": {name: h.check_output(IP_CMD) for name, h in balancers.items()},
     }
 
 
@@ -49,12 +51,11 @@ def app(rayvars):
 
 @pytest.fixture
 def targets(nodes, rayvars, app):
+    """Every node's Serve port and the load balancer's (which listens on the same port)."""
     prefix = (app.get("route_prefix") or "/").rstrip("/")
     path = prefix + app["smoke_test"]["path"]
-    return {
-        name: f"http://{ip}:{rayvars['ray_serve_http_port']}{path}"
-        for name, ip in nodes["ips"].items()
-    }
+    ips = {**nodes["ips"], **nodes["balancers"]}
+    return {name: f"http://{ip}:{rayvars['ray_serve_http_port']}{path}" for name, ip in ips.items()}
 
 
 def serving_steadily(client: LoadClient, names, since: float) -> bool:
@@ -115,8 +116,8 @@ def test_head_killed_workers_lose_nothing_and_head_serves_again(nodes, targets, 
 
     reports, facts, client = under_load(targets, app, kill_head, limit_s=240)
     print(describe(reports))
-    for worker in nodes["workers"]:
-        assert reports[worker].failed == 0, describe(reports)
+    for name in [*nodes["workers"], *nodes["balancers"]]:
+        assert reports[name].failed == 0, describe(reports)
     active = unit_active_at(head, unit, client)
     assert active is not None
     assert active != facts["before"], "the head unit did not restart"
@@ -177,3 +178,24 @@ def test_failed_deploy_rolls_back_without_losing_a_request(
     assert status == 200, body
     deployment = body["applications"][app["name"]]["deployments"][app["deployments"][0]["name"]]
     assert deployment["target_num_replicas"] == app["deployments"][0]["num_replicas"], deployment
+
+
+def test_worker_restart_drains_first_and_only_refuses_while_down(nodes, targets, app, rayvars):
+    """A restarted worker drains (its gate refuses new connections), is down, and takes
+    requests again only once it routes them: its clients see refused connections and nothing
+    else; the other nodes and the load balancer lose nothing."""
+    worker = nodes["workers"][0]
+    unit = rayvars["ray_worker_service_name"]
+
+    def restart_worker(client):
+        nodes["hosts"][worker].run_test(f"systemctl restart {unit}")
+
+    reports, _, _ = under_load(targets, app, restart_worker, limit_s=180)
+    print(describe(reports))
+    for name, r in reports.items():
+        if name != worker:
+            assert r.failed == 0, describe(reports)
+    mine = reports[worker]
+    assert set(mine.outcomes) <= {"ok", "refused"}, describe(reports)
+    assert mine.recovered_after is not None, describe(reports)
+    assert mine.recovered_after <= 90, describe(reports)
