@@ -127,8 +127,12 @@ def _put_file(module, item, diffs):
             if rc != 0:
                 why = (err or out).strip()
                 module.fail_json(msg=f"{path}: validation failed ({command}): {why}", rc=rc)
+        # The temporary file has its final owner, group and mode before it takes the path, and a
+        # rename in one directory keeps them: the file is never readable by anyone it should
+        # not be (atomic_move would give it the umask's or the old file's mode until the chmod
+        # after it, a window in which a new 0600 token file was world-readable).
         _attrs(module, tmp, item, True)
-        module.atomic_move(tmp, path, unsafe_writes=False)
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import http.client
 import json
 import os
 import time
@@ -67,8 +68,9 @@ class Dashboard:
             raise DashboardError(
                 f"{method} {path}: HTTP {err.code} {err.reason}: {_error_body(err)}", err.code
             ) from err
-        except (urllib.error.URLError, OSError) as err:
-            raise DashboardError(f"{method} {path}: no answer from {self.base}: {err}") from err
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            # HTTPException: an answer cut short (IncompleteRead), as from a dying dashboard.
+            raise DashboardError(f"{method} {path}: no answer from {self.base}: {err!r}") from err
         if not text.strip():
             return {}
         try:

@@ -26,6 +26,7 @@ or reloading) is logged and retried at the next poll. Exit status 2: bad argumen
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def ready(port: int) -> tuple[bool, str]:
     except urllib.error.HTTPError as err:
         body = err.read().decode(errors="replace").strip()
         return False, f"{err.url.removeprefix(base)} answers {err.code} {body[:80]}".strip()
-    except (urllib.error.URLError, OSError, ValueError) as err:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
         return False, f"Serve's proxy does not answer ({getattr(err, 'reason', err)})"
     if not isinstance(routes, dict) or not routes:
         return False, "no route yet"
