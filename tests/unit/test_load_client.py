@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from unit_support import LocalHTTPServer
 
 
 @pytest.fixture(autouse=True)
@@ -105,17 +106,11 @@ class OkThenUnavailable:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/score"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
+        self.http = LocalHTTPServer(Handler)
+        self.url = f"http://127.0.0.1:{self.http.port}/score"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.thread.join(5)
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture

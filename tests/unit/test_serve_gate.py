@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from unit_support import LocalHTTPServer
 
 DRAINING = "This node is being drained."
 
@@ -46,17 +46,11 @@ class Proxy:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
+        self.http = LocalHTTPServer(Handler)
+        self.port = self.http.port
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.thread.join(5)
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture

@@ -281,3 +281,20 @@ def run_module(module: ModuleType, args: dict, capsys: pytest.CaptureFixture) ->
     result = json.loads(out)
     result["rc"] = exited.value.code
     return result
+
+
+class LocalHTTPServer:
+    """HANDLER served on 127.0.0.1, on a free port, by a thread until close()."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+        self.server.server_close()
