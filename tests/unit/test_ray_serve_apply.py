@@ -186,6 +186,9 @@ def test_timeout_rolls_back_to_the_last_good_config(
         == 2
     )
     assert json.loads(paths["last_good_path"].read_text()) == last_good
+    # The config file on the host names the restored config, not the failed one.
+    assert f"{paths['config_path']} holds it again" in msg
+    assert json.loads(paths["config_path"].read_text()) == last_good
 
 
 def test_rollback_that_does_not_become_healthy_says_so(

@@ -18,8 +18,9 @@ description:
     replicas RUNNING (the ray role's C(ray_dashboard.health)); a failed deploy fails with
     Serve's own message.
   - The config that last became healthy is kept in O(last_good_path). A deploy that fails or
-    does not become healthy within O(timeout) is replaced by it (O(rollback)), and the task
-    fails saying so.
+    does not become healthy within O(timeout) is replaced by it (O(rollback)), written back to
+    O(config_path) too (the file names what Serve is meant to run), and the task fails saying
+    so.
   - Holds an exclusive lock on O(lock_path) from the first read to the end, so the head's
     Serve reconciler never acts while a deploy is under way.
   - Every call goes through the ray role's dashboard client (module_utils/ray_dashboard.py).
@@ -178,6 +179,11 @@ def run(module: AnsibleModule, api: Dashboard) -> None:
     apply(api, last_good, current, p["timeout"])
     back, back_failure, current = wait_healthy(api, last_good, p["timeout"])
     result["rolled_back"] = True
+    # The file on the host names what Serve is meant to run: the restored config, so a later
+    # run that deploys the file without rendering it (upgrade.yml's health gate between
+    # batches) does not send the failed one again. site.yml renders the inventory's anew.
+    gid = grp.getgrnam(p["group"]).gr_gid if p["group"] else -1
+    write_json_atomic(p["config_path"], last_good, 0o640, gid)
     names = ", ".join(a["name"] for a in last_good.get("applications", []))
     outcome = (
         "it serves again" if back else f"the rollback did not become healthy either: {back_failure}"
@@ -185,7 +191,8 @@ def run(module: AnsibleModule, api: Dashboard) -> None:
     module.fail_json(
         msg=(
             f"Serve deploy failed: {failure}. Rolled back to the last config that became healthy "
-            f"({p['last_good_path']}: {names}); {outcome}. Fix the config and run again."
+            f"({p['last_good_path']}: {names}); {outcome}. {p['config_path']} holds it again. "
+            "Fix the config and run again."
         ),
         applications=summarize(current),
         **result,
