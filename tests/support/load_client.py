@@ -10,6 +10,7 @@ client unsure whether its request was lost). Every request is recorded with its 
 * ``ok``: a 2xx answer;
 * ``http <status>``: any other answer (a 404 before a node routes, a 503 while it drains);
 * ``refused``: the connection was refused (the port is closed: the node is down);
+* ``unreachable``: no route to the address (the host itself is down: rebooting);
 * ``reset``: the connection broke after the request was sent (a request lost in flight);
 * ``timeout``: no answer within the request timeout.
 
@@ -19,6 +20,7 @@ remember them.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import threading
 import time
@@ -128,7 +130,11 @@ class LoadClient:
             return "timeout"
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             return "reset"
-        except (OSError, http.client.HTTPException):
+        except OSError as err:
+            if err.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                return "unreachable"
+            return "error"
+        except http.client.HTTPException:
             return "error"
         finally:
             conn.close()
