@@ -2,7 +2,8 @@
 from the repository root down to each scenario's tests/ directory).
 
 Variables come from the roles' defaults overlaid with the scenario's inventory, so a test
-asks for the port the roles were told to use, not a number of its own.
+asks for the value the roles were told to use, not a number of its own; ports come from the
+inventory alone (every scenario moves them off their defaults).
 """
 
 from __future__ import annotations
@@ -31,12 +32,38 @@ def role_defaults() -> dict:
     return merged
 
 
+def is_port_variable(name: str) -> bool:
+    """A port number a role listens on or connects to (the bounds of Ray's worker and replica
+    ranges included): the values a role could hard-code and still pass."""
+    return name.endswith("_port")
+
+
+class ScenarioVars(dict):
+    """Role defaults overlaid with a host's inventory, except ports: a port a test asks for
+    must be stated by the scenario's inventory (KeyError otherwise), so a role that ignored
+    the variable and used its default number fails the test instead of passing it."""
+
+    def __missing__(self, key):
+        if is_port_variable(key):
+            raise KeyError(
+                f"{key}: a port the tests check must be set in the scenario's inventory "
+                "(.config/molecule/config.yml or molecule/<scenario>/molecule.yml), "
+                "not taken from the role defaults"
+            )
+        raise KeyError(key)
+
+
+def scenario_vars(inventory_vars: dict) -> ScenarioVars:
+    merged = ScenarioVars({k: v for k, v in role_defaults().items() if not is_port_variable(k)})
+    merged.update(inventory_vars)
+    return merged
+
+
 @pytest.fixture
 def rayvars(host) -> dict:
-    """Role defaults overlaid with this host's inventory variables (plain values only)."""
-    merged = role_defaults()
-    merged.update(host.ansible.get_variables())
-    return merged
+    """Role defaults overlaid with this host's inventory variables (plain values only);
+    ports come from the inventory alone (ScenarioVars)."""
+    return scenario_vars(host.ansible.get_variables())
 
 
 @pytest.fixture
