@@ -7,19 +7,23 @@ answered 2xx for a while or the recovery limit passes; and asserts on what the c
 failed requests per node and seconds until each node served for good. Expected values (ports,
 unit names, applications, timeouts) come from the scenario's inventory over the role defaults.
 
-These run after test_cluster.py (file order) and leave the cluster serving.
+These run after test_cluster.py (file order) and leave the cluster serving (the last one
+upgrades the app to a new build).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
+import threading
 import time
 
 import pytest
 from load_client import LoadClient, describe, report
 
-from conftest import IP_CMD, ROOT, peer
+from conftest import IP_CMD, ROOT, http, peer
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -103,18 +107,47 @@ def wait_active(node_host, unit: str, timeout: float = 180) -> None:
         time.sleep(1)
 
 
-def test_head_killed_workers_lose_nothing_and_head_serves_again(nodes, targets, app, rayvars):
+def reboot(name: str) -> None:
+    """Reboots host NAME the way a container can: `docker restart` (systemd, PID 1, shuts
+    every unit down in order, then the container boots again). Molecule names each container
+    after its inventory host."""
+    subprocess.run(["docker", "restart", "--time", "120", name], check=True, timeout=240)
+
+
+def kill_head_unit(nodes, unit):
+    nodes["hosts"][nodes["head"]].run_test(f"systemctl kill --signal=KILL {unit}")
+
+
+def kill_gcs(nodes, unit):
+    # The GCS alone: `ray start --block` notices its critical process died and exits.
+    nodes["hosts"][nodes["head"]].run_test("pkill --signal KILL --exact gcs_server")
+
+
+def reboot_head(nodes, unit):
+    reboot(nodes["head"])
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [kill_head_unit, kill_gcs, reboot_head],
+    ids=["head-unit-kill-9", "gcs-process-kill-9", "head-reboot"],
+)
+def test_head_fault_workers_lose_nothing_and_head_serves_again(nodes, targets, app, rayvars, fault):
+    """The head's unit killed, its GCS process killed, or the head rebooted: the workers'
+    ports and the load balancer lose nothing (GCS fault tolerance keeps them serving), and
+    the head's own port serves again within 60 s of its unit being active, with no operator
+    command."""
     head = nodes["hosts"][nodes["head"]]
     unit = rayvars["ray_head_service_name"]
 
-    def kill_head(client):
+    def head_fault(client):
         before = unit_active_at(head, unit, client)
-        head.run_test(f"systemctl kill --signal=KILL {unit}")
+        fault(nodes, unit)
         time.sleep(rayvars["ray_head_restart_sec"] + 2)
         wait_active(head, unit)
         return {"before": before}
 
-    reports, facts, client = under_load(targets, app, kill_head, limit_s=240)
+    reports, facts, client = under_load(targets, app, head_fault, limit_s=240)
     print(describe(reports))
     for name in [*nodes["workers"], *nodes["balancers"]]:
         assert reports[name].failed == 0, describe(reports)
@@ -126,7 +159,7 @@ def test_head_killed_workers_lose_nothing_and_head_serves_again(nodes, targets, 
     # The head's port serves again within 60 s of its unit being active again.
     after_active = facts["fault_at"] + served - active
     print(
-        f"head unit active {active - facts['fault_at']:.1f} s after the kill; "
+        f"head unit active {active - facts['fault_at']:.1f} s after the fault; "
         f"its port serving {after_active:.1f} s after that"
     )
     assert after_active <= 60, describe(reports)
@@ -180,22 +213,166 @@ def test_failed_deploy_rolls_back_without_losing_a_request(
     assert deployment["target_num_replicas"] == app["deployments"][0]["num_replicas"], deployment
 
 
-def test_worker_restart_drains_first_and_only_refuses_while_down(nodes, targets, app, rayvars):
-    """A restarted worker drains (its gate refuses new connections), is down, and takes
-    requests again only once it routes them: its clients see refused connections and nothing
-    else; the other nodes and the load balancer lose nothing."""
+def alive_node_ids(dashboard, ip: str) -> set[str]:
+    """Node ids of the ALIVE Ray nodes at IP (the old node of a restarted host stays listed,
+    DEAD, beside the new one)."""
+    status, body = dashboard.get("/nodes?view=summary")
+    assert status == 200, body
+    return {
+        n["raylet"]["nodeId"]
+        for n in body["data"]["summary"]
+        if n["raylet"]["state"] == "ALIVE" and n["raylet"]["nodeManagerAddress"] == ip
+    }
+
+
+def restart_worker_unit(nodes, worker, unit):
+    nodes["hosts"][worker].run_test(f"systemctl restart {unit}")
+
+
+def reboot_worker(nodes, worker, unit):
+    reboot(worker)
+
+
+@pytest.mark.parametrize(
+    ("fault", "down"),
+    [(restart_worker_unit, {"refused"}), (reboot_worker, {"refused", "unreachable"})],
+    ids=["worker-unit-restart", "worker-reboot"],
+)
+def test_worker_fault_drains_first_and_is_only_down_while_down(
+    nodes, targets, app, rayvars, dashboard, fault, down
+):
+    """A restarted or rebooted worker drains (its gate refuses new connections), is down, and
+    takes requests again only once it routes them: its clients see refused connections (and,
+    while the host itself is down, no route to it) and nothing else; the other nodes and the
+    load balancer lose nothing; it rejoins as a new Ray node (a new node id) and the
+    application is back to its configured replicas."""
     worker = nodes["workers"][0]
     unit = rayvars["ray_worker_service_name"]
+    ip = nodes["ips"][worker]
+    before = alive_node_ids(dashboard, ip)
+    assert len(before) == 1, before
 
-    def restart_worker(client):
-        nodes["hosts"][worker].run_test(f"systemctl restart {unit}")
-
-    reports, _, _ = under_load(targets, app, restart_worker, limit_s=180)
+    reports, _, _ = under_load(targets, app, lambda client: fault(nodes, worker, unit), limit_s=180)
     print(describe(reports))
     for name, r in reports.items():
         if name != worker:
             assert r.failed == 0, describe(reports)
     mine = reports[worker]
-    assert set(mine.outcomes) <= {"ok", "refused"}, describe(reports)
+    assert set(mine.outcomes) <= {"ok", *down}, describe(reports)
     assert mine.recovered_after is not None, describe(reports)
     assert mine.recovered_after <= 90, describe(reports)
+    # The dashboard marks the old node DEAD within a few seconds of its raylet leaving.
+    deadline = time.monotonic() + 30
+    while (after := alive_node_ids(dashboard, ip)) & before and time.monotonic() < deadline:
+        time.sleep(2)
+    assert after, f"{worker} did not rejoin"
+    assert not after & before, f"{worker}'s old Ray node {before} is still ALIVE: {after}"
+    status, body = dashboard.get("/api/serve/applications/")
+    assert status == 200, body
+    for deployment in app["deployments"]:
+        state = body["applications"][app["name"]]["deployments"][deployment["name"]]
+        running = [r for r in state["replicas"] if r["state"] == "RUNNING"]
+        assert len(running) == deployment["num_replicas"], state
+
+
+def test_firewall_reload_loses_nothing(nodes, targets, app, rayvars):
+    """Reloading the firewall on every node in turn (nftables replaces the table at once; the
+    Serve gate's set comes back empty, which a ready node wants) loses no request anywhere."""
+    unit = rayvars["ray_firewall_service_name"]
+
+    def reload_all(client):
+        for name in [nodes["head"], *nodes["workers"]]:
+            nodes["hosts"][name].run_test(f"systemctl reload-or-restart {unit}")
+            time.sleep(1)
+
+    reports, _, _ = under_load(targets, app, reload_all, limit_s=60)
+    print(describe(reports))
+    assert all(r.failed == 0 for r in reports.values()), describe(reports)
+
+
+class ReplicaWatch:
+    """Samples the RUNNING replicas of every deployment of APPS from the dashboard twice a
+    second in a thread, until stopped. Samples the dashboard could not answer (the head is
+    down while it is upgraded) are counted, not guessed."""
+
+    def __init__(self, dashboard, apps):
+        self.dashboard, self.apps = dashboard, apps
+        self.lowest: dict[str, int] = {}
+        self.samples = self.unanswered = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.5):
+            status, body = self.dashboard.get("/api/serve/applications/")
+            if status != 200 or not isinstance(body, dict):
+                self.unanswered += 1
+                continue
+            self.samples += 1
+            for application in self.apps:
+                state = body.get("applications", {}).get(application["name"], {})
+                for deployment in application.get("deployments", []):
+                    key = f"{application['name']}/{deployment['name']}"
+                    replicas = state.get("deployments", {}).get(deployment["name"], {})
+                    running = sum(r["state"] == "RUNNING" for r in replicas.get("replicas", []))
+                    self.lowest[key] = min(self.lowest.get(key, running), running)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(15)
+
+
+def test_rolling_upgrade_of_an_app_build_loses_nothing(
+    host, nodes, targets, app, rayvars, dashboard, tmp_path
+):
+    """upgrade.yml rolls a new build of the app out under load: the load balancer loses
+    nothing, each node's own port only refuses while that node is drained or down, replicas
+    never drop below the configured number minus one, and every node serves the new version
+    afterwards."""
+    # A copy of the app with a new version number stands in for the next release.
+    shutil.copytree(ROOT / "app", tmp_path / "app")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    init = tmp_path / "app" / "src" / "salience" / "__init__.py"
+    init.write_text(
+        re.sub(r'(?m)^__version__ = "[^"]+"', '__version__ = "99.0.0"', init.read_text())
+    )
+    extra = json.dumps({"ray_node_app_projects": [str(tmp_path)]})
+    inventory = host.backend.ansible_inventory
+    run = {}
+
+    def upgrade(client):
+        run["done"] = subprocess.run(
+            ["ansible-playbook", "-i", inventory, str(ROOT / "playbooks/upgrade.yml"), "-e", extra],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+
+    with ReplicaWatch(dashboard, rayvars["ray_serve_applications"]) as watch:
+        reports, _, _ = under_load(targets, app, upgrade, limit_s=120)
+    done = run["done"]
+    print(describe(reports))
+    print(
+        f"lowest RUNNING replicas: {watch.lowest} ({watch.samples} samples, "
+        f"{watch.unanswered} unanswered while the head was down)"
+    )
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    for name in nodes["balancers"]:
+        assert reports[name].failed == 0, describe(reports)
+    for name in nodes["ips"]:
+        assert set(reports[name].outcomes) <= {"ok", "refused"}, describe(reports)
+    assert watch.samples > 0
+    for application in rayvars["ray_serve_applications"]:
+        for deployment in application.get("deployments", []):
+            key = f"{application['name']}/{deployment['name']}"
+            assert watch.lowest[key] >= deployment["num_replicas"] - 1, watch.lowest
+    port = rayvars["ray_serve_http_port"]
+    for name, ip in nodes["ips"].items():
+        status, body = http(f"http://{ip}:{port}/healthz")
+        assert status == 200, (name, body)
+        assert body["version"] == "99.0.0", (name, body)

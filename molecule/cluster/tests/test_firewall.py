@@ -1,0 +1,182 @@
+"""A host that is not a cluster member (the load balancer's host) reaches Serve and nothing
+else; the controller (admin) reaches the dashboard only with the cluster token.
+
+Every "cannot reach" is asserted on a port that is shown to listen first (read with `ss` on
+the node), so a closed port cannot pass for a filtered one. Ports come from the scenario's
+inventory (every one moved off its default); ranges are read from the nodes' listeners.
+Runs after test_faults.py, which rebooted the head and a worker: the rules are checked on
+hosts that booted with them.
+"""
+
+import pytest
+
+from conftest import IP_CMD, http, peer
+
+testinfra_hosts = ["ansible://lab_load_balancer"]
+
+
+@pytest.fixture
+def nodes(host):
+    groups = host.ansible.get_variables()["groups"]
+    names = groups["ray_head"] + groups["ray_workers"]
+    return {name: peer(host, name).check_output(IP_CMD) for name in names}
+
+
+@pytest.fixture
+def head_ip(host, nodes):
+    return nodes[host.ansible.get_variables()["groups"]["ray_head"][0]]
+
+
+def reachable(host, ip, port):
+    """A TCP connection from `host` to ip:port succeeds within 3 s."""
+    return host.run(f"timeout 3 bash -c '</dev/tcp/{ip}/{port}'").rc == 0
+
+
+def listening(node, ip) -> set[int]:
+    """TCP ports `node` listens on where `ip` (its cluster address) can reach them."""
+    ports = set()
+    for addr in node.check_output("ss -ltnH | awk '{print $4}'").split():
+        where, port = addr.rsplit(":", 1)
+        if where.strip("[]") in ("0.0.0.0", "*", "::", ip):
+            ports.add(int(port))
+    return ports
+
+
+def in_range(ports, spec) -> list[int]:
+    low, high = (int(x) for x in str(spec).split("-"))
+    return sorted(p for p in ports if low <= p <= high)
+
+
+def test_outsider_gets_answers_from_serve_on_every_node(host, nodes, rayvars):
+    body = '{"features": [{"task_risk": 0.5, "failure_severity": 0.3}]}'
+    for name, ip in nodes.items():
+        out = host.check_output(
+            f"curl -sf -m 10 -X POST -H 'Content-Type: application/json' -d '{body}' "
+            f"http://{ip}:{rayvars['ray_serve_http_port']}/score/salience"
+        )
+        assert '"scores":[0.15]' in out, name
+
+
+@pytest.mark.parametrize(
+    "port_var",
+    [
+        "ray_dashboard_port",
+        "ray_client_server_port",
+        "ray_gcs_port",
+        "ray_node_manager_port",
+        "ray_object_manager_port",
+        "ray_runtime_env_agent_port",
+        "ray_dashboard_agent_grpc_port",
+        "ray_dashboard_agent_listen_port",
+        "ray_metrics_export_port",
+        "ray_serve_haproxy_stats_port",
+        "ray_serve_haproxy_metrics_port",
+    ],
+)
+def test_outsider_cannot_reach_a_listening_control_port(host, nodes, rayvars, port_var):
+    port = rayvars[port_var]
+    checked = []
+    for name, ip in nodes.items():
+        if port in listening(peer(host, name), ip):
+            checked.append(name)
+            assert not reachable(host, ip, port), f"{name}:{port} ({port_var})"
+    assert checked, f"{port_var}: no node listens on {port}, so nothing was proven"
+
+
+@pytest.mark.parametrize(
+    "range_of",
+    ["ray worker ports", "serve replica ports", "ephemeral ports"],
+)
+def test_outsider_cannot_reach_listeners_in_the_port_ranges(host, nodes, rayvars, range_of):
+    """Ray's workers, Serve's replicas (direct ingress behind HAProxy) and the few listeners
+    Ray leaves unpinned in the kernel's ephemeral range: each range has listeners on the
+    nodes, and none of them answers an outsider."""
+    spec = {
+        "ray worker ports": f"{rayvars['ray_min_worker_port']}-{rayvars['ray_max_worker_port']}",
+        "serve replica ports": (
+            f"{rayvars['ray_serve_replica_min_http_port']}-"
+            f"{rayvars['ray_serve_replica_max_http_port']}"
+        ),
+        "ephemeral ports": rayvars["ray_firewall_ephemeral_ports"],
+    }[range_of]
+    if range_of == "serve replica ports" and rayvars["ray_serve_proxy"] != "haproxy":
+        pytest.skip("replicas listen on ports of their own only behind Serve's HAProxy")
+    if range_of == "ephemeral ports" and not rayvars["ray_firewall_close_ephemeral_ports"]:
+        pytest.skip("ray_firewall_close_ephemeral_ports is off")
+    checked = 0
+    for name, ip in nodes.items():
+        for port in in_range(listening(peer(host, name), ip), spec):
+            checked += 1
+            assert not reachable(host, ip, port), f"{name}:{port} ({range_of} {spec})"
+    assert checked, f"no node listens in {spec} ({range_of}), so nothing was proven"
+
+
+def rule_ports(rule: str) -> list[tuple[int, int]]:
+    """The port set of an nft rule line (`tcp dport { 1-3, 5 } ...`) as (low, high) pairs."""
+    inner = rule.split("{", 1)[1].split("}", 1)[0]
+    pairs = []
+    for item in inner.split(","):
+        low, _, high = item.strip().partition("-")
+        pairs.append((int(low), int(high or low)))
+    return pairs
+
+
+def test_ray_ports_are_closed_over_ipv6_too(host, nodes, rayvars):
+    """Ray listens on IPv4 only; the table still drops its ports over IPv6 (the lab's Docker
+    network has no IPv6, so the rule is read back from the kernel, not probed)."""
+    for name in nodes:
+        ruleset = peer(host, name).check_output(
+            f"nft list table inet {rayvars['ray_firewall_table']}"
+        )
+        v6 = [line.strip() for line in ruleset.splitlines() if "meta nfproto ipv6" in line]
+        assert len(v6) == 1, f"{name}: no single IPv6 rule in\n{ruleset}"
+        assert v6[0].endswith("drop"), v6[0]
+        closed = rule_ports(v6[0])
+        for var in (
+            "ray_gcs_port",
+            "ray_dashboard_port",
+            "ray_client_server_port",
+            "ray_node_manager_port",
+            "ray_object_manager_port",
+            "ray_metrics_export_port",
+            "ray_dashboard_agent_listen_port",
+            "ray_min_worker_port",
+            "ray_max_worker_port",
+        ):
+            port = rayvars[var]
+            assert any(low <= port <= high for low, high in closed), f"{name}: {var} {v6[0]}"
+
+
+def test_members_still_reach_each_other(host, nodes, head_ip, rayvars):
+    for name in nodes:
+        member = peer(host, name)
+        assert (
+            member.run(f"timeout 3 bash -c '</dev/tcp/{head_ip}/{rayvars['ray_gcs_port']}'").rc == 0
+        )
+
+
+def test_admin_needs_the_token_for_the_dashboard_and_jobs_api(head_ip, rayvars, api_headers):
+    base = f"http://{head_ip}:{rayvars['ray_dashboard_port']}"
+    for path in ("/api/jobs/", "/api/serve/applications/", "/nodes?view=summary"):
+        status, _ = http(base + path)
+        assert status in (401, 403), path
+        status, body = http(base + path, headers=api_headers)
+        assert status == 200, (path, body)
+
+
+def test_rules_are_loaded_on_hosts_that_rebooted(host, nodes, rayvars):
+    """The faults before rebooted hosts (test_faults.py); on each host whose boot came after
+    the rules file was written, the table is loaded, so it came back with the boot."""
+    rebooted = []
+    for name in nodes:
+        node = peer(host, name)
+        assert node.service(rayvars["ray_firewall_service_name"]).is_enabled
+        boot = float(node.check_output('date -d "$(ps -o lstart= -p 1)" +%s'))
+        unit_file = node.check_output(
+            f"systemctl show -p FragmentPath --value {rayvars['ray_firewall_service_name']}"
+        )
+        written = float(node.check_output(f"stat -c %Y {unit_file}"))
+        if boot > written:
+            rebooted.append(name)
+            assert node.run(f"nft list table inet {rayvars['ray_firewall_table']}").rc == 0
+    assert rebooted, "no host rebooted after its firewall was installed: nothing was proven"

@@ -1,0 +1,147 @@
+"""Prometheus runs on the monitoring host (the head here) and scrapes every Ray node, on the
+ports the scenario's inventory moved.
+
+Prometheus is asked from the controller, over the network, as an operator would; each
+cluster host checks that it is a target that is up and that its Ray metrics arrive.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import IP_CMD, http, peer
+
+testinfra_hosts = ["ansible://ray_head", "ansible://ray_workers"]
+
+UNIT = "prometheus"
+CONFIG = "/etc/prometheus/prometheus.yml"
+
+
+def groups(host) -> dict:
+    return host.ansible.get_variables()["groups"]
+
+
+def monitoring_hosts(host) -> list[str]:
+    """Where the role runs: group monitoring if it has hosts, else the head (site.yml's rule)."""
+    return groups(host).get("monitoring") or groups(host)["ray_head"]
+
+
+def cluster_hosts(host) -> list[str]:
+    return groups(host)["ray_head"] + groups(host).get("ray_workers", [])
+
+
+def journal(host) -> str:
+    return host.run(f"journalctl -u {UNIT} -n 60 --no-pager").stdout
+
+
+@pytest.fixture
+def monitor(host):
+    return peer(host, monitoring_hosts(host)[0])
+
+
+@pytest.fixture
+def prometheus(monitor, rayvars):
+    """GET an API path of Prometheus from the controller: the `data` of its JSON answer."""
+    base = f"http://{monitor.check_output(IP_CMD)}:{rayvars['prometheus_port']}"
+
+    def get(path: str, **params: str) -> object:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        status, body = http(base + path + query)
+        assert status == 200, f"{path}: {status} {body}\n{journal(monitor)}"
+        assert body["status"] == "success", body
+        return body["data"]
+
+    return get
+
+
+@pytest.fixture
+def metrics_target(node_ip, rayvars) -> str:
+    """This node's scrape target: its advertised address and Ray's metrics port."""
+    return f"{node_ip}:{rayvars['ray_metrics_export_port']}"
+
+
+def ray_targets(prometheus) -> list[dict]:
+    return [
+        t for t in prometheus("/api/v1/targets")["activeTargets"] if t["labels"]["job"] == "ray"
+    ]
+
+
+def query_until(prometheus, promql: str, expect, seconds: float = 90) -> list[dict]:
+    """Instant query results once expect(results) holds (a new target needs a scrape or two)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = prometheus("/api/v1/query", query=promql)["result"]
+        if expect(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(3)
+
+
+def test_prometheus_enabled_and_active_on_monitoring_host_only(host, rayvars):
+    name = host.ansible.get_variables()["inventory_hostname"]
+    if name in monitoring_hosts(host):
+        unit = host.service(UNIT)
+        assert unit.is_enabled, journal(host)
+        assert unit.is_running, journal(host)
+        assert host.socket(f"tcp://0.0.0.0:{rayvars['prometheus_port']}").is_listening
+    else:
+        assert not host.package("prometheus").is_installed
+
+
+def test_config_passes_promtool(host):
+    if host.ansible.get_variables()["inventory_hostname"] not in monitoring_hosts(host):
+        pytest.skip("monitoring host only")
+    out = host.run(f"promtool check config {CONFIG}")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert "SUCCESS" in out.stdout + out.stderr
+
+
+def test_command_line_sets_listen_address_and_retention(host, rayvars):
+    if host.ansible.get_variables()["inventory_hostname"] not in monitoring_hosts(host):
+        pytest.skip("monitoring host only")
+    cmdline = host.check_output(f"systemctl show -p MainPID --value {UNIT} | xargs ps -o args= -p")
+    assert f"--web.listen-address={rayvars['prometheus_listen_address']}:" in cmdline
+    assert f"--storage.tsdb.retention.time={rayvars['prometheus_retention_time']}" in cmdline
+
+
+def test_one_up_target_per_cluster_node(host, prometheus, rayvars):
+    expected = {
+        f"{peer(host, n).check_output(IP_CMD)}:{rayvars['ray_metrics_export_port']}"
+        for n in cluster_hosts(host)
+    }
+    targets = ray_targets(prometheus)
+    assert sorted(t["labels"]["instance"] for t in targets) == sorted(expected)
+    down = [(t["labels"]["instance"], t["health"], t["lastError"]) for t in targets]
+    assert all(t["health"] == "up" for t in targets), down
+
+
+def test_this_node_is_an_up_target_with_its_name_and_role(host, prometheus, metrics_target):
+    names = host.ansible.get_variables()
+    mine = [t for t in ray_targets(prometheus) if t["labels"]["instance"] == metrics_target]
+    assert len(mine) == 1, ray_targets(prometheus)
+    assert mine[0]["health"] == "up", mine[0]["lastError"]
+    assert mine[0]["labels"]["node"] == names["inventory_hostname"]
+    role = "head" if "ray_head" in names["group_names"] else "worker"
+    assert mine[0]["labels"]["role"] == role
+
+
+def test_up_query_has_one_series_per_node_at_1(host, prometheus):
+    nodes = cluster_hosts(host)
+    result = query_until(prometheus, 'up{job="ray"}', lambda r: len(r) == len(nodes) and all_one(r))
+    assert sorted(s["metric"]["node"] for s in result) == sorted(nodes), result
+    assert all_one(result), result
+
+
+def all_one(result: list[dict]) -> bool:
+    return all(s["value"][1] == "1" for s in result)
+
+
+def test_ray_metrics_of_this_node_are_stored(prometheus, metrics_target):
+    # Exported by every node's Ray agent: the node's logical CPUs.
+    result = query_until(
+        prometheus, f'ray_node_cpu_count{{job="ray",instance="{metrics_target}"}}', bool
+    )
+    assert result, f"no ray_node_cpu_count from {metrics_target}"
+    assert float(result[0]["value"][1]) > 0, result
