@@ -1,4 +1,5 @@
-"""The salience app is deployed by Serve and answers from outside the host."""
+"""Both applications are deployed by Serve on their own route prefixes and answer from outside
+the host; the salience app's API behaves (scores, defaults, 4xx with a message)."""
 
 import pytest
 
@@ -21,15 +22,36 @@ def test_serve_listens_on_all_interfaces(host, rayvars):
     assert host.socket(f"tcp://0.0.0.0:{rayvars['ray_serve_http_port']}").is_listening
 
 
-def test_dashboard_lists_the_app_running(dashboard, app):
+def test_dashboard_lists_every_application_running(dashboard, rayvars):
     status, body = dashboard.get("/api/serve/applications/")
     assert status == 200, body
-    deployed = body["applications"][app["name"]]
-    assert deployed["status"] == "RUNNING", deployed.get("message")
-    for dep in deployed["deployments"].values():
-        running = [r for r in dep["replicas"] if r["state"] == "RUNNING"]
-        assert dep["status"] == "HEALTHY"
-        assert len(running) == dep["target_num_replicas"] == app["deployments"][0]["num_replicas"]
+    for application in rayvars["ray_serve_applications"]:
+        deployed = body["applications"][application["name"]]
+        assert deployed["status"] == "RUNNING", deployed.get("message")
+        assert deployed["route_prefix"] == application["route_prefix"]
+        for want in application["deployments"]:
+            dep = deployed["deployments"][want["name"]]
+            running = [r for r in dep["replicas"] if r["state"] == "RUNNING"]
+            assert dep["status"] == "HEALTHY"
+            assert len(running) == dep["target_num_replicas"] == want["num_replicas"]
+
+
+def smoke(node_ip, rayvars, application):
+    """(status, body) of APPLICATION's smoke test asked from the controller."""
+    test = application["smoke_test"]
+    return http(
+        serve_url(node_ip, rayvars, application, test["path"]),
+        test.get("method", "GET"),
+        test.get("body"),
+    )
+
+
+def test_every_application_answers_on_its_own_prefix(node_ip, rayvars):
+    for application in rayvars["ray_serve_applications"]:
+        status, body = smoke(node_ip, rayvars, application)
+        assert status == application["smoke_test"].get("status", 200), (application["name"], body)
+        for key, value in application["smoke_test"]["expect"].items():
+            assert body[key] == value, (application["name"], body)
 
 
 def test_seed_request_scores_0_15_from_outside(node_ip, rayvars, app):

@@ -1,0 +1,166 @@
+"""What an operator does to a cluster over its life, in order, each effect asserted: a
+check-mode run of site.yml on the converged host, an application removed from the inventory,
+restart-serve, teardown keeping the install, a full teardown and a second one, a check-mode
+run on the bare host, and site.yml building it all again.
+
+The tests run in file order and each starts from where the one before left the host (after
+test_serve.py). Paths, names and applications come from the scenario's inventory over the
+role defaults; the playbooks run with this scenario's inventory, as an operator runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from conftest import ROOT, http
+
+testinfra_hosts = ["ansible://ray_head"]
+
+
+def playbook(host, path: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs a playbook of the repository against this scenario's inventory; with CHECK, its
+    failure fails the test with the end of its output."""
+    inventory = host.backend.ansible_inventory
+    cmd = ["ansible-playbook", "-i", inventory, str(ROOT / path), *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, check=False)
+    if check:
+        assert done.returncode == 0, (
+            f"{' '.join(cmd)}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+        )
+    return done
+
+
+def recap(stdout: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters per host."""
+    out = {}
+    for name, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", stdout, re.M):
+        out[name] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+    assert out, stdout[-3000:]
+    return out
+
+
+def smoke(node_ip, rayvars, application) -> tuple[int, object]:
+    test = application["smoke_test"]
+    prefix = application.get("route_prefix", "/").rstrip("/")
+    return http(
+        f"http://{node_ip}:{rayvars['ray_serve_http_port']}{prefix}{test['path']}",
+        test.get("method", "GET"),
+        test.get("body"),
+    )
+
+
+def serve_applications(dashboard) -> dict:
+    status, body = dashboard.get("/api/serve/applications/")
+    assert status == 200, body
+    return body["applications"]
+
+
+def replica_ids(dashboard, application) -> set[str]:
+    deployed = serve_applications(dashboard)[application["name"]]
+    return {r["replica_id"] for d in deployed["deployments"].values() for r in d["replicas"]}
+
+
+def project_leftovers(host, rayvars) -> list[str]:
+    """Everything of the project still on the host: its directories, units, user, table."""
+    left = [
+        path
+        for path in (
+            rayvars["ray_venv_dir"],
+            rayvars["ray_install_dir"],
+            rayvars["ray_config_dir"],
+            rayvars["ray_data_dir"],
+        )
+        if host.file(path).exists
+    ]
+    found = host.run(
+        "find /etc /opt /srv /usr/local /var/lib /run/systemd -xdev "
+        "\\( -name '*rayforge*' -o -name 'ray-head*' -o -name 'ray-worker*' \\) 2>/dev/null"
+    ).stdout.split()
+    left += found
+    if host.user(rayvars["ray_user"]).exists:
+        left.append(f"user {rayvars['ray_user']}")
+    if host.run(f"nft list table inet {rayvars['ray_firewall_table']}").rc == 0:
+        left.append(f"nftables table inet {rayvars['ray_firewall_table']}")
+    return left
+
+
+def test_check_mode_on_the_converged_host_changes_nothing(host):
+    done = playbook(host, "site.yml", "--check", "--diff")
+    for name, counters in recap(done.stdout).items():
+        assert counters["failed"] == 0, (name, counters)
+        assert counters["changed"] == 0, (name, counters, done.stdout[-6000:])
+
+
+def test_an_application_removed_from_the_inventory_is_gone_from_serve(
+    host, rayvars, dashboard, node_ip
+):
+    kept, removed = rayvars["ray_serve_applications"][0], rayvars["ray_serve_applications"][1]
+    playbook(host, "site.yml", "-e", json.dumps({"ray_serve_applications": [kept]}))
+    assert removed["name"] not in serve_applications(dashboard)
+    status, _ = smoke(node_ip, rayvars, removed)
+    assert status == 404, f"{removed['name']} still routed after its removal"
+    status, body = smoke(node_ip, rayvars, kept)
+    assert status == 200, body
+
+
+def test_restart_serve_brings_fresh_replicas_that_answer(host, rayvars, dashboard, node_ip):
+    application = rayvars["ray_serve_applications"][0]
+    before = replica_ids(dashboard, application)
+    playbook(host, "playbooks/restart-serve.yml")
+    after = replica_ids(dashboard, application)
+    assert after, serve_applications(dashboard)
+    assert not before & after, f"replicas survived the restart: {before & after}"
+    status, body = smoke(node_ip, rayvars, application)
+    assert status == 200, body
+
+
+def test_teardown_needs_confirmation_and_changes_nothing_without_it(host, rayvars):
+    done = playbook(host, "playbooks/teardown.yml", check=False)
+    assert done.returncode != 0
+    assert "teardown_confirm=yes" in done.stdout, done.stdout[-3000:]
+    assert host.service(rayvars["ray_head_service_name"]).is_running
+
+
+def test_teardown_keeping_the_install_keeps_only_the_install(host, rayvars):
+    playbook(
+        host,
+        "playbooks/teardown.yml",
+        "-e",
+        "teardown_confirm=yes",
+        "-e",
+        "teardown_keep_install=true",
+    )
+    assert not host.service(rayvars["ray_head_service_name"]).is_running
+    assert not host.file(rayvars["ray_config_dir"]).exists
+    assert not host.file(rayvars["ray_data_dir"]).exists
+    out = host.check_output(f"{rayvars['ray_venv_dir']}/bin/ray --version")
+    assert rayvars["ray_version"] in out
+    assert host.file(rayvars["ray_install_dir"]).is_directory
+    assert host.user(rayvars["ray_user"]).exists
+
+
+def test_teardown_leaves_nothing_and_a_second_one_changes_nothing(host, rayvars):
+    playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes")
+    assert project_leftovers(host, rayvars) == []
+    done = playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes")
+    for name, counters in recap(done.stdout).items():
+        assert counters["changed"] == 0, (name, counters, done.stdout[-6000:])
+        assert counters["failed"] == 0, (name, counters)
+
+
+def test_check_mode_on_the_bare_host_fails_nothing(host, rayvars):
+    done = playbook(host, "site.yml", "--check", "--diff")
+    for name, counters in recap(done.stdout).items():
+        assert counters["failed"] == 0, (name, counters)
+    assert project_leftovers(host, rayvars) == [], "check mode changed the host"
+
+
+def test_site_builds_it_all_again(host, rayvars, dashboard, node_ip):
+    playbook(host, "site.yml")
+    deployed = serve_applications(dashboard)
+    for application in rayvars["ray_serve_applications"]:
+        assert deployed[application["name"]]["status"] == "RUNNING", deployed
+        status, body = smoke(node_ip, rayvars, application)
+        assert status == 200, (application["name"], body)
