@@ -9,7 +9,7 @@ from ray.serve.schema import ServeDeploySchema  # noqa: E402
 
 from salience import deployment  # noqa: E402
 from salience.models import AppSettings  # noqa: E402
-from serve_config import APP_NAME, example_config  # noqa: E402
+from serve_config import APP_NAME, DEFAULT_HTTP_PORT, example_config  # noqa: E402
 
 
 def test_deployment_name_and_seed_defaults() -> None:
@@ -79,7 +79,7 @@ def test_example_serve_config_validates() -> None:
     assert dep.num_replicas == 2
     assert dep.ray_actor_options.memory == 1024**3
     assert config.http_options.host == "0.0.0.0"
-    assert config.http_options.port == 8000
+    assert config.http_options.port == DEFAULT_HTTP_PORT
     # The rendered args must be accepted by the builder.
     deployment.app_builder(app.args)
 
