@@ -63,7 +63,10 @@ RUN_TIMEOUT = 600
 MIB = 1024 * 1024
 # The interpreter the local "hosts" use: Debian's, as on a real node.
 SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-SUPPORTED_MINORS = (10, 11, 12, 13)  # roles/ray/vars/main.yml _ray_supported_python_minors
+# The CPython minors the role supports, read from the role (never restated here).
+SUPPORTED_MINORS = tuple(
+    yaml.safe_load((REPO / "roles/ray/vars/main.yml").read_text())["_ray_supported_python_minors"]
+)
 # TEST-NET-2 (RFC 5737): documentation only, never an address of this machine.
 FOREIGN_IP = "198.51.100.7"
 
