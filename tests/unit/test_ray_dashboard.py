@@ -160,6 +160,10 @@ def test_summarize_recorded_answers(ray_dashboard):
                     "target_replicas": 2,
                     "running_replicas": 2,
                     "nodes": ["172.19.0.3", "172.19.0.4"],
+                    "node_ids": [
+                        "74a718a8394cd83c5e5c42e44582c9f75d18810ddcbcd9bd6602ee66",
+                        "ad48b5a9f6105db364585939488d8d3c955ad36e927ddc497eacf907",
+                    ],
                 }
             },
         },
@@ -174,6 +178,11 @@ def test_summarize_recorded_answers(ray_dashboard):
                     "target_replicas": 3,
                     "running_replicas": 3,
                     "nodes": ["172.19.0.2", "172.19.0.3", "172.19.0.4"],
+                    "node_ids": [
+                        "74a718a8394cd83c5e5c42e44582c9f75d18810ddcbcd9bd6602ee66",
+                        "86c5634db56606201a2b7ea44dd60c0503535b846d1501ba8a9c71ba",
+                        "ad48b5a9f6105db364585939488d8d3c955ad36e927ddc497eacf907",
+                    ],
                 }
             },
         },
@@ -187,6 +196,10 @@ def test_summarize_recorded_answers(ray_dashboard):
         "target_replicas": 64,
         "running_replicas": 4,
         "nodes": ["172.19.0.3", "172.19.0.4"],
+        "node_ids": [
+            "74a718a8394cd83c5e5c42e44582c9f75d18810ddcbcd9bd6602ee66",
+            "ad48b5a9f6105db364585939488d8d3c955ad36e927ddc497eacf907",
+        ],
     }
     assert ray_dashboard.summarize(recorded("serve_shut_down")) == {}
     assert not ray_dashboard.serve_running(recorded("serve_shut_down"))
