@@ -143,8 +143,9 @@ serve:
     http_port: {description: Their port., type: int}
 applications:
   description: >-
-    Per running application, its status, message, route_prefix, problems (why it is not
-    healthy, empty when it is) and deployments, each with status, message, target_replicas,
+    Per running application, its status, message, route_prefix, source (declarative when
+    deployed through the REST API, imperative from a script's serve.run), problems (why it
+    is not healthy, empty when it is) and deployments, each with status, message, target_replicas,
     running_replicas, and the addresses (nodes) and ids (node_ids) of its replicas' nodes.
   type: dict
   returned: always

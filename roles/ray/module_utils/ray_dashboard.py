@@ -295,9 +295,10 @@ def node_facts(nodes_data: dict) -> list[dict]:
     """Each node of ``/nodes?view=summary``'s ``data``, ALIVE ones first, the head first, then
     by address: ``node_id``, ``ip``, ``hostname``, ``state`` (ALIVE or DEAD), ``is_head``,
     ``state_message`` (why a node died; empty otherwise), ``resources_total`` (Ray's logical
-    resources: ``CPU``, ``GPU`` counts, ``memory`` and ``object_store_memory`` in bytes,
-    custom ones) and ``resources_in_use`` (Ray's own lines such as ``1.0/2.0 CPU``, ALIVE
-    nodes only, object store lines left out: they are not logical resources)."""
+    resources as the dashboard names them: ``CPU``, ``GPU`` counts, ``memory`` and
+    ``objectStoreMemory`` in bytes, custom ones) and ``resources_in_use`` (Ray's own lines
+    such as ``1.0/2.0 CPU``, ALIVE nodes only, object store lines left out: they are not
+    logical resources)."""
     in_use = nodes_data.get("nodeLogicalResources") or {}
     out = []
     for entry in nodes_data.get("summary") or []:
@@ -410,7 +411,8 @@ def cluster_facts(
     Returns ``nodes`` (node_facts(), each also with ``replica_applications``, ``proxy`` (its
     Serve proxy's status, None without one) and ``proxy_expected``), ``serve`` (``running``,
     ``controller_node_ip``, ``proxy_location``, ``http_host``, ``http_port``), ``applications``
-    (summarize(), each also with ``problems``), ``proxies`` (proxy_facts()), and ``healthy``
+    (summarize(), each also with ``source``, who deployed it as Serve says, declarative or
+    imperative, and ``problems``), ``proxies`` (proxy_facts()), and ``healthy``
     with its ``reasons``: every expected node ALIVE, Serve running, every application
     RUNNING with each deployment HEALTHY and all target replicas RUNNING (and, with DESIRED,
     exactly the desired applications with their config: health()), and a HEALTHY proxy on
@@ -449,6 +451,7 @@ def cluster_facts(
         if not serve["running"]:
             reasons.append("Serve is not running")
         for name, app in sorted((details.get("applications") or {}).items()):
+            applications[name]["source"] = app.get("source")
             applications[name]["problems"] = application_problems(name, app)
             reasons.extend(applications[name]["problems"])
         if desired is not None and serve["running"]:
