@@ -1,8 +1,8 @@
 """The ray_object_store_info module (roles/ray/library/ray_object_store_info.py).
 
-Proves, on a fake /proc and on this machine's own processes (nothing of Ray runs): the
-raylet is found among the unit's main process's descendants only (a raylet of another unit
-or container is not ours); its --plasma_directory says whether the store fell back to disk;
+Proves, on a fake /proc and on this machine's own processes (nothing of Ray runs): with a
+unit, the raylet is found among its main process's descendants only; without one, a raylet
+whose /dev/shm is not this host's (a container's) is skipped; its --plasma_directory says whether the store fell back to disk;
 the bytes its plasma file holds in /dev/shm are measured through its open descriptor, each
 file once, and added to the available space; the verdict names both sizes in MiB and the fix.
 """
@@ -80,9 +80,11 @@ def test_held_bytes_are_measured_through_the_descriptor(object_store_info, tmp_p
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
-        held = object_store_info.shm_held(child.pid, str(shm))
+        ours, held = object_store_info.measure(child.pid, str(shm))
+        assert ours is True
         assert 3 * MIB <= held < 4 * MIB
-        assert object_store_info.shm_held(child.pid, str(tmp_path / "elsewhere")) == 0
+        (tmp_path / "elsewhere").mkdir()
+        assert object_store_info.measure(child.pid, str(tmp_path / "elsewhere")) == (True, 0)
     finally:
         child.kill()
         child.wait()
@@ -148,7 +150,21 @@ def test_module_without_the_unit_reads_shm_only(object_store_info, capsys):
     assert (result["fits"], result["problem"]) == (True, "")
 
 
-def test_module_needs_a_unit(object_store_info, capsys):
-    result = run_module(object_store_info, {}, capsys)
-    assert result["rc"] == 1
-    assert "unit" in result["msg"]
+def test_raylets_of_every_container_are_candidates(object_store_info, tmp_path):
+    proc = fake_proc(
+        tmp_path,
+        {9: (1, "raylet", RAYLET_ARGV), 3: (1, "raylet", RAYLET_ARGV), 4: (1, "bash", ["bash"])},
+    )
+    assert object_store_info.all_raylets(proc) == [3, 9]
+
+
+def test_module_without_a_unit_skips_a_raylet_of_another_shm(
+    object_store_info, capsys, monkeypatch
+):
+    """Without a unit the module looks at every raylet; here, this process stands in for one
+    whose /dev/shm is not this host's (a container's, seen from the machine): skipped."""
+    monkeypatch.setattr(object_store_info, "all_raylets", lambda: [os.getpid()])
+    monkeypatch.setattr(object_store_info, "measure", lambda pid, path: (False, 5 * MIB))
+    result = run_module(object_store_info, {"object_store_bytes": 1}, capsys)
+    assert result["rc"] == 0, result
+    assert (result["raylet"], result["fell_back"], result["fits"]) == ({}, False, True)

@@ -14,10 +14,10 @@ description:
     otherwise it falls back to its temp dir on disk, logging "The object store is using ...
     instead of /dev/shm", or refuses to start above 10 GB (Ray 2.60,
     C(ray._private.services.determine_plasma_store_config)).
-  - Reads C(/dev/shm)'s size and available space, and, when the raylet of O(unit) runs, the
+  - Reads C(/dev/shm)'s size and available space, and, when this host's raylet runs, the
     directory Ray gave it (its C(--plasma_directory)) and the bytes its plasma file already
     holds in C(/dev/shm). That file is unlinked and only reachable through the raylet's open
-    descriptor, so it is measured by a child process running as the raylet's user (root in a
+    descriptor, so it is measured by a forked child that takes the raylet's user (root in a
     container lacks CAP_SYS_PTRACE to read another user's descriptors).
   - RV(usable_bytes) is what a (re)start of Ray on this host could use; a running node's own
     store is not counted against itself.
@@ -25,10 +25,10 @@ description:
 options:
   unit:
     type: str
-    required: true
     description: >-
       The systemd unit running Ray on this host (C(ray start --block)), such as C(ray-head)
-      or C(ray-worker).
+      or C(ray-worker): its raylet is the one among the unit's processes. Omitted, any
+      raylet whose O(shm_path) is this host's (so not one of a container on the host).
   shm_path:
     type: path
     default: /dev/shm
@@ -54,7 +54,7 @@ shm:
         Bytes available to an unprivileged process (C(f_bavail)), Ray's own measure.
       type: int
 raylet:
-  description: The raylet of O(unit); empty when none runs.
+  description: This host's raylet (of O(unit) when given); empty when none runs.
   type: dict
   returned: always
   contains:
@@ -97,29 +97,10 @@ summary:
 
 import json
 import os
-import subprocess
-import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
 MIB = 1024 * 1024
-# Run as the raylet's user: each of its descriptors that leads to a file under the path in
-# argv[2], as {target: [inode, allocated bytes]}.
-_MEASURE = r"""
-import json, os, sys
-pid, root = sys.argv[1], sys.argv[2].rstrip("/") + "/"
-out = {}
-for fd in os.listdir(f"/proc/{pid}/fd"):
-    path = f"/proc/{pid}/fd/{fd}"
-    try:
-        target = os.readlink(path)
-        if target.startswith(root):
-            st = os.stat(path)
-            out[target] = [st.st_ino, st.st_blocks * 512]
-    except OSError:
-        pass
-print(json.dumps(out))
-"""
 
 
 def statvfs_bytes(path: str) -> tuple[int, int]:
@@ -157,14 +138,23 @@ def find_raylet(main_pid: int, proc: str = "/proc") -> int | None:
     todo = list(tree.get(main_pid, []))
     while todo:
         pid = todo.pop(0)
-        try:
-            with open(f"{proc}/{pid}/comm", encoding="utf-8") as fh:
-                if fh.read().strip() == "raylet":
-                    return pid
-        except OSError:
-            pass
+        if is_raylet(pid, proc):
+            return pid
         todo.extend(tree.get(pid, []))
     return None
+
+
+def all_raylets(proc: str = "/proc") -> list[int]:
+    """Every process named raylet this host's /proc shows (containers' included), by pid."""
+    return sorted(int(e) for e in os.listdir(proc) if e.isdigit() and is_raylet(int(e), proc))
+
+
+def is_raylet(pid: int, proc: str = "/proc") -> bool:
+    try:
+        with open(f"{proc}/{pid}/comm", encoding="utf-8") as fh:
+            return fh.read().strip() == "raylet"
+    except OSError:
+        return False
 
 
 def raylet_flags(pid: int, proc: str = "/proc") -> dict[str, str]:
@@ -174,22 +164,55 @@ def raylet_flags(pid: int, proc: str = "/proc") -> dict[str, str]:
     return dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
 
 
-def shm_held(pid: int, shm_path: str, proc: str = "/proc") -> int:
-    """Bytes the plasma files that process PID holds open under SHM_PATH occupy there (each
-    file once), measured by a child process running as PID's user."""
+def _read_as_owner(pid: int, shm_path: str) -> dict:
+    """Whether process PID sees this host's SHM_PATH as its own (a container's raylet, seen
+    from the machine, has another; a systemd unit's private mount namespace has the same),
+    and each of its descriptors that leads to a file under SHM_PATH as {target: [inode,
+    allocated bytes]}. Needs the rights of PID's user (or root with CAP_SYS_PTRACE)."""
+    root = shm_path.rstrip("/") + "/"
+    same = os.stat(f"/proc/{pid}/root{shm_path}").st_dev == os.stat(shm_path).st_dev
+    files = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            target = os.readlink(path)
+            if target.startswith(root):
+                st = os.stat(path)
+                files[target] = [st.st_ino, st.st_blocks * 512]
+        except OSError:  # a descriptor closed meanwhile
+            pass
+    return {"same_shm": same, "files": files}
+
+
+def measure(pid: int, shm_path: str, proc: str = "/proc") -> tuple[bool, int]:
+    """(whether process PID uses this host's SHM_PATH, the bytes the files it holds open
+    under SHM_PATH occupy there, each file once), read by a forked child that takes PID's
+    user and group: root in a container lacks CAP_SYS_PTRACE, which reading another user's
+    descriptors takes. Raises OSError when it cannot be read."""
     st = os.stat(f"{proc}/{pid}")
-    answer = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(pid), shm_path],
-        user=st.st_uid,
-        group=st.st_gid,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    files = json.loads(answer)
-    return sum(dict(files.values()).values())
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's own coverage is not collected
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setresgid(st.st_gid, st.st_gid, st.st_gid)
+            os.setresuid(st.st_uid, st.st_uid, st.st_uid)
+            data = _read_as_owner(pid, shm_path)
+        except BaseException as err:  # every failure goes to the parent
+            data, code = {"error": f"{type(err).__name__}: {err}"}, 1
+        with os.fdopen(write_end, "w") as fh:
+            fh.write(json.dumps(data))
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as fh:
+        answer = fh.read()
+    os.waitpid(child, 0)
+    found = json.loads(answer or '{"error": "no answer"}')
+    if "error" in found:
+        raise OSError(f"reading /proc/{pid} as uid {st.st_uid}: {found['error']}")
+    return found["same_shm"], sum(dict(found["files"].values()).values())
 
 
 def verdict(shm: dict, raylet: dict, needed: int | None) -> dict:
@@ -234,10 +257,25 @@ def verdict(shm: dict, raylet: dict, needed: int | None) -> dict:
     }
 
 
+def candidates(module: AnsibleModule) -> list[int]:
+    """The raylets that may be this host's: the one of module.params["unit"], or all."""
+    if not module.params["unit"]:
+        return all_raylets()
+    # No systemd (a container without it): no unit, so no running Ray of ours.
+    systemctl = module.get_bin_path("systemctl")
+    if not systemctl:
+        return []
+    rc, out, _ = module.run_command(
+        [systemctl, "show", "--property=MainPID", "--value", module.params["unit"]]
+    )
+    pid = find_raylet(int(out.strip()) if rc == 0 and out.strip().isdigit() else 0)
+    return [] if pid is None else [pid]
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "unit": {"type": "str", "required": True},
+            "unit": {"type": "str"},
             "shm_path": {"type": "path", "default": "/dev/shm"},
             "object_store_bytes": {"type": "int"},
         },
@@ -247,27 +285,22 @@ def main() -> None:
     size, available = statvfs_bytes(p["shm_path"])
     shm = {"path": p["shm_path"], "size_bytes": size, "available_bytes": available}
 
-    # No systemd (a container without it): no unit, so no running Ray of ours.
-    systemctl = module.get_bin_path("systemctl")
-    main_pid = 0
-    if systemctl:
-        rc, out, _ = module.run_command(
-            [systemctl, "show", "--property=MainPID", "--value", p["unit"]]
-        )
-        main_pid = int(out.strip()) if rc == 0 and out.strip().isdigit() else 0
     raylet: dict = {}
-    pid = find_raylet(main_pid)
-    if pid is not None:
-        try:
+    try:
+        for pid in candidates(module):
+            ours, held = measure(pid, p["shm_path"])
+            if not ours:
+                continue  # a container's raylet, seen from the machine
             flags = raylet_flags(pid)
             raylet = {
                 "pid": pid,
                 "plasma_directory": flags.get("plasma_directory", ""),
                 "object_store_bytes": int(flags.get("object_store_memory", "0") or 0),
-                "shm_bytes": shm_held(pid, p["shm_path"]),
+                "shm_bytes": held,
             }
-        except (OSError, ValueError, subprocess.SubprocessError) as err:
-            module.fail_json(msg=f"cannot read the raylet (pid {pid}) of {p['unit']}: {err}")
+            break
+    except (OSError, ValueError) as err:
+        module.fail_json(msg=f"cannot read this host's raylet: {err}")
     needed = p["object_store_bytes"] or raylet.get("object_store_bytes") or None
     module.exit_json(changed=False, shm=shm, raylet=raylet, **verdict(shm, raylet, needed))
 
