@@ -2,10 +2,10 @@
 
 Proves, on a fake /proc and on this machine's own processes (nothing of Ray runs): with a
 unit, the raylet is found among its main process's descendants only; without one, a raylet
-whose /dev/shm is not this host's (a container's) is skipped; its --plasma_directory says whether the store fell back to disk;
-the bytes its plasma file holds in /dev/shm are measured through its open descriptor, each
-file once, and added to the available space; the verdict names both sizes in MiB and the fix.
-"""
+whose /dev/shm is not this host's (a container's) is skipped; the raylet's
+--plasma_directory says whether the store fell back to disk; the bytes its plasma file holds
+in /dev/shm are measured through its open descriptor, each file once, and added to the
+available space; the verdict names both sizes in MiB and the fix."""
 
 from __future__ import annotations
 
@@ -119,11 +119,19 @@ def test_too_little_space_names_both_numbers_and_the_fix(object_store_info):
     got = object_store_info.verdict(shm(1024, 100), {}, 512 * MIB)
     assert got["fits"] is False
     assert got["problem"] == (
-        "/dev/shm has 100 MiB usable by Ray (100 MiB free of 1024 MiB), the object store "
-        "needs 512 MiB. Free /dev/shm (delete what other programs left there), grow it "
-        "(docker: --shm-size) or lower ray_object_store_memory (bytes)."
+        "/dev/shm: the object store needs 512 MiB, Ray can use 100 MiB there (100 MiB free "
+        "of 1024 MiB). Free /dev/shm (delete what other programs left there), grow it "
+        "(docker: --shm-size) or set ray_object_store_memory (bytes) to what fits."
     )
     assert got["summary"] == "not running, 100 MiB usable in /dev/shm"
+
+
+def test_space_held_by_the_running_store_is_named(object_store_info):
+    got = object_store_info.verdict(shm(1024, 100), raylet(held_mib=400), 900 * MIB)
+    assert got["problem"].startswith(
+        "/dev/shm: the object store needs 900 MiB, Ray can use 500 MiB there (100 MiB free of "
+        "1024 MiB, plus 400 MiB its running object store holds). Free /dev/shm"
+    )
 
 
 def test_store_on_disk_is_a_problem_whatever_the_space_now(object_store_info):
@@ -134,7 +142,7 @@ def test_store_on_disk_is_a_problem_whatever_the_space_now(object_store_info):
         "Ray's object store fell back to disk (/var/lib/ray/tmp instead of /dev/shm): "
         "/dev/shm had less than its 512 MiB available when Ray started (now 1000 MiB usable)."
     )
-    assert "ray_object_store_memory, then restart Ray on the node" in got["problem"]
+    assert "ray_object_store_memory (bytes) to what fits, then restart Ray" in got["problem"]
     assert got["summary"] == "ON DISK in /var/lib/ray/tmp, not /dev/shm"
 
 

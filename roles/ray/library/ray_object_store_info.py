@@ -228,16 +228,16 @@ def verdict(shm: dict, raylet: dict, needed: int | None) -> dict:
             f"instead of {shm['path']}): {shm['path']} had less than its "
             f"{raylet['object_store_bytes'] // MIB} MiB available when Ray started (now "
             f"{usable // MIB} MiB usable). Free {shm['path']}, grow it (docker: --shm-size) or "
-            f"lower ray_object_store_memory, then restart Ray on the node."
+            f"set ray_object_store_memory (bytes) to what fits, then restart Ray on the node."
         )
     elif fits is False:
         problem = (
-            f"{shm['path']} has {usable // MIB} MiB usable by Ray ("
-            f"{shm['available_bytes'] // MIB} MiB free of {shm['size_bytes'] // MIB} MiB"
-            + (f", plus {held // MIB} MiB held by Ray's running object store" if held else "")
-            + f"), the object store needs {needed // MIB} MiB. Free {shm['path']} (delete what "
-            f"other programs left there), grow it (docker: --shm-size) or lower "
-            f"ray_object_store_memory (bytes)."
+            f"{shm['path']}: the object store needs {needed // MIB} MiB, Ray can use "
+            f"{usable // MIB} MiB there ({shm['available_bytes'] // MIB} MiB free of "
+            f"{shm['size_bytes'] // MIB} MiB"
+            + (f", plus {held // MIB} MiB its running object store holds" if held else "")
+            + f"). Free {shm['path']} (delete what other programs left there), grow it "
+            f"(docker: --shm-size) or set ray_object_store_memory (bytes) to what fits."
         )
     if not raylet:
         summary = f"not running, {usable // MIB} MiB usable in {shm['path']}"
