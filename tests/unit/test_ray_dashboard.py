@@ -245,6 +245,18 @@ def test_put_sends_the_whole_config_as_json_and_delete_no_body(ray_dashboard, da
     assert "content-type" not in delete.headers
 
 
+def test_shutdown_waits_as_long_as_the_caller_allows(ray_dashboard, dashboard_stub, monkeypatch):
+    """Serve's DELETE answers after the replicas' graceful shutdown (about 30 s on the lab,
+    as long as the per-request timeout): the caller's deadline applies, not that one."""
+    monkeypatch.setattr(ray_dashboard, "REQUEST_TIMEOUT_S", 0.2)
+    dashboard_stub.during_delete = lambda: time.sleep(0.6)
+    api = ray_dashboard.Dashboard(dashboard_stub.url)
+    with pytest.raises(ray_dashboard.DashboardError, match="timed out"):
+        api.shutdown_serve()
+    api.shutdown_serve(timeout_s=5)
+    assert dashboard_stub.methods() == ["DELETE", "DELETE"]
+
+
 def test_answers_that_are_not_an_object(ray_dashboard, dashboard_stub):
     api = ray_dashboard.Dashboard(dashboard_stub.url)
     dashboard_stub.serve(Answer(200, ""))

@@ -173,7 +173,8 @@ class RecordedDashboard:
       the dashboard's recorded body, "Unauthorized: Missing authentication token".
 
     ``during_put``, when set, is called with the PUT's body in the request's thread before
-    the answer (to look at the host while a deploy is under way). The server is bound when
+    the answer, and ``during_delete`` likewise before a DELETE's (a Serve that takes its time
+    to shut down) (to look at the host while a deploy is under way). The server is bound when
     made; ``start()`` makes it listen (until then a connection is refused, as to a dashboard
     that is not up yet).
     """
@@ -182,6 +183,7 @@ class RecordedDashboard:
         self.token = token
         self.requests: list[Request] = []
         self.during_put: Callable[[Any], None] | None = None
+        self.during_delete: Callable[[], None] | None = None
         self.after_delete: list[dict | Answer] = [recorded("serve_shut_down")]
         self._script: deque[dict | Answer] = deque()
         self._paths: dict[str, deque[dict | Answer]] = {GCS_HEALTH: deque([Answer(200, "success")])}
@@ -259,14 +261,17 @@ class RecordedDashboard:
                 return answer if isinstance(answer, Answer) else Answer(200, answer)
             if method == "DELETE":
                 self._script = deque(self.after_delete)
-                return Answer(200)
-            if method != "PUT":
+                pending = self.during_delete
+            elif method == "PUT":
+                scripted = [answers for config, answers in self._after_put if config == body]
+                self._script = deque(scripted[0] if scripted else [healthy_running(body)])
+                put_hook = self.during_put
+                pending = None if put_hook is None else (lambda: put_hook(body))
+            else:
                 return Answer(405, "405: Method Not Allowed")
-            scripted = [answers for config, answers in self._after_put if config == body]
-            self._script = deque(scripted[0] if scripted else [healthy_running(body)])
-            hook = self.during_put
-        if hook is not None:
-            hook(body)
+        # Outside the lock: the hook may look at the host, or take its time.
+        if pending is not None:
+            pending()
         return Answer(200)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

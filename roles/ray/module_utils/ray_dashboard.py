@@ -75,9 +75,11 @@ class Dashboard:
         self.base = base_url.rstrip("/")
         self.headers = {"Accept": "application/json", **(headers or {})}
 
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+    def request(
+        self, method: str, path: str, body: dict | None = None, timeout_s: float | None = None
+    ) -> dict:
         """One request; the JSON answer as a dict ({} for an empty body)."""
-        text = self.request_text(method, path, body)
+        text = self.request_text(method, path, body, timeout_s)
         if not text.strip():
             return {}
         try:
@@ -86,15 +88,19 @@ class Dashboard:
             raise DashboardError(f"{method} {path}: not JSON: {text[:200]!r}") from err
         return answer if isinstance(answer, dict) else {"result": answer}
 
-    def request_text(self, method: str, path: str, body: dict | None = None) -> str:
-        """One request; the answer's body as text."""
+    def request_text(
+        self, method: str, path: str, body: dict | None = None, timeout_s: float | None = None
+    ) -> str:
+        """One request; the answer's body as text. TIMEOUT_S: seconds it may take (default
+        REQUEST_TIMEOUT_S)."""
         data = None if body is None else json.dumps(body).encode()
         headers = dict(self.headers)
         if data is not None:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
+            timeout = REQUEST_TIMEOUT_S if timeout_s is None else timeout_s
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 text = resp.read().decode(errors="replace")
         except urllib.error.HTTPError as err:
             raise DashboardError(
@@ -144,9 +150,13 @@ class Dashboard:
         """Sends a whole Serve config (``PUT``); Serve deploys it asynchronously."""
         self.request("PUT", SERVE_API, config)
 
-    def shutdown_serve(self) -> None:
-        """Shuts Serve down (``DELETE``): every application, the controller and the proxies."""
-        self.request("DELETE", SERVE_API)
+    def shutdown_serve(self, timeout_s: float | None = None) -> None:
+        """Shuts Serve down (``DELETE``): every application, the controller and the proxies.
+
+        The dashboard answers once serve.shutdown() has returned, after the replicas' graceful
+        shutdown (20 s each by default) and the proxies' drain: about 30 s on the lab, so
+        TIMEOUT_S (seconds, default REQUEST_TIMEOUT_S) should be the caller's own deadline."""
+        self.request("DELETE", SERVE_API, timeout_s=timeout_s)
 
     def wait_serve_shutdown(self, timeout_s: float) -> bool:
         """Whether Serve's controller is gone within TIMEOUT_S seconds."""
@@ -504,7 +514,7 @@ def apply(dashboard: Dashboard, desired: dict, details: dict, timeout_s: float) 
     diffs = differences(desired, details)
     if diffs:
         if needs_restart(diffs) and serve_running(details):
-            dashboard.shutdown_serve()
+            dashboard.shutdown_serve(timeout_s)
             if not dashboard.wait_serve_shutdown(timeout_s):
                 raise DashboardError(f"Serve did not shut down within {timeout_s} s")
         dashboard.deploy_serve(desired)
