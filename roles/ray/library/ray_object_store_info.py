@@ -235,7 +235,7 @@ def verdict(shm: dict, raylet: dict, needed: int | None) -> dict:
             f"{shm['path']}: the object store needs {needed // MIB} MiB, Ray can use "
             f"{usable // MIB} MiB there ({shm['available_bytes'] // MIB} MiB free of "
             f"{shm['size_bytes'] // MIB} MiB"
-            + (f", plus {held // MIB} MiB its running object store holds" if held else "")
+            + (f", plus {held // MIB} MiB its running object store holds" if held >= MIB else "")
             + f"). Free {shm['path']} (delete what other programs left there), grow it "
             f"(docker: --shm-size) or set ray_object_store_memory (bytes) to what fits."
         )
