@@ -137,6 +137,13 @@ def test_shut_down_serve_is_the_reason(ray_dashboard):
     assert not any(n["proxy_expected"] for n in got["nodes"])
 
 
+def test_an_empty_answer_is_a_serve_that_does_not_run(ray_dashboard):
+    got = ray_dashboard.cluster_facts(None, {})
+    assert (got["serve"]["running"], got["reasons"]) == (False, ["Serve is not running"])
+    # Not read at all: nothing said about Serve.
+    assert ray_dashboard.cluster_facts(None, None)["serve"] == {}
+
+
 def test_another_config_and_missing_applications_are_reasons(ray_dashboard):
     config = recorded("cluster_serve_config")
     config["applications"][0]["runtime_env"]["env_vars"]["RAYFORGE_APP_BUILD"] = "0123456789abcdef"

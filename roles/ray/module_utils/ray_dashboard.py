@@ -429,6 +429,7 @@ def cluster_facts(
     every ALIVE node where Serve runs one. Healthy is true when there is no reason.
     """
     reasons: list[str] = []
+    serve_read = details is not None
     details = details if details is not None else {}
     nodes = node_facts(nodes_data or {}) if nodes_data is not None else []
     alive_ips = {n["ip"] for n in nodes if n["state"] == "ALIVE"}
@@ -449,7 +450,7 @@ def cluster_facts(
 
     applications = summarize(details)
     serve: dict = {}
-    if details:
+    if serve_read:
         http = details.get("http_options") or {}
         serve = {
             "running": serve_running(details),
