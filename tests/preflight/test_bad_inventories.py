@@ -376,6 +376,18 @@ def shm_too_small(inv: dict, ctx: Context) -> None:
     ctx.values.update(shm_mib=shm // MIB, need_mib=(shm + 1024 * MIB) // MIB)
 
 
+def shm_filled(inv: dict, ctx: Context) -> None:
+    """/dev/shm is large enough, but another program filled it: 128 MiB held there for the
+    run, and an object store 64 MiB below the file system's size. Ray compares the space
+    available, so the store would fall back to disk."""
+    fill = Path(f"/dev/shm/rayforge-preflight-test-{os.getpid()}-{ctx.gcs_port}")
+    subprocess.run(["fallocate", "-l", str(128 * MIB), str(fill)], check=True)
+    ctx.stack.callback(fill.unlink)
+    shm = shm_bytes()
+    all_vars(inv)["ray_object_store_memory"] = shm - 64 * MIB
+    ctx.values.update(shm_mib=shm // MIB, need_mib=(shm - 64 * MIB) // MIB)
+
+
 def address_not_on_host(inv: dict, ctx: Context) -> None:
     if is_local_address(FOREIGN_IP):
         pytest.skip(f"{FOREIGN_IP} is an address of this machine")
@@ -505,7 +517,13 @@ BAD_CASES = [
     Case(
         "shm-too-small",
         shm_too_small,
-        "/dev/shm on head holds {shm_mib} MiB, the object store needs {need_mib} MiB",
+        "On head, /dev/shm: the object store needs {need_mib} MiB, Ray can use",
+    ),
+    Case(
+        "shm-filled",
+        shm_filled,
+        "free of {shm_mib} MiB). Free /dev/shm (delete what other programs left there), grow "
+        "it (docker: --shm-size) or set ray_object_store_memory (bytes) to what fits.",
     ),
     Case(
         "address-not-on-host",

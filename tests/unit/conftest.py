@@ -84,6 +84,17 @@ def serve_apply(ray_dashboard: ModuleType) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def cluster_info(ray_dashboard: ModuleType) -> ModuleType:
+    """roles/ray/library/ray_cluster_info.py (imports ansible.module_utils.ray_dashboard)."""
+    return load_file("ray_cluster_info", REPO / "roles/ray/library/ray_cluster_info.py")
+
+
+@pytest.fixture(scope="session")
+def object_store_info() -> ModuleType:
+    return load_file("ray_object_store_info", REPO / "roles/ray/library/ray_object_store_info.py")
+
+
+@pytest.fixture(scope="session")
 def reconciler(ray_dashboard: ModuleType) -> ModuleType:
     """roles/ray_serve/files/rayforge_serve_reconciler.py (``from ray_dashboard import ...``)."""
     return load_file(

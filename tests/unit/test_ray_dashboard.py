@@ -160,6 +160,10 @@ def test_summarize_recorded_answers(ray_dashboard):
                     "target_replicas": 2,
                     "running_replicas": 2,
                     "nodes": ["172.19.0.3", "172.19.0.4"],
+                    "node_ids": [
+                        "74a718a8394cd83c5e5c42e44582c9f75d18810ddcbcd9bd6602ee66",
+                        "ad48b5a9f6105db364585939488d8d3c955ad36e927ddc497eacf907",
+                    ],
                 }
             },
         },
@@ -174,6 +178,11 @@ def test_summarize_recorded_answers(ray_dashboard):
                     "target_replicas": 3,
                     "running_replicas": 3,
                     "nodes": ["172.19.0.2", "172.19.0.3", "172.19.0.4"],
+                    "node_ids": [
+                        "74a718a8394cd83c5e5c42e44582c9f75d18810ddcbcd9bd6602ee66",
+                        "86c5634db56606201a2b7ea44dd60c0503535b846d1501ba8a9c71ba",
+                        "ad48b5a9f6105db364585939488d8d3c955ad36e927ddc497eacf907",
+                    ],
                 }
             },
         },
@@ -187,6 +196,10 @@ def test_summarize_recorded_answers(ray_dashboard):
         "target_replicas": 64,
         "running_replicas": 4,
         "nodes": ["172.19.0.3", "172.19.0.4"],
+        "node_ids": [
+            "74a718a8394cd83c5e5c42e44582c9f75d18810ddcbcd9bd6602ee66",
+            "ad48b5a9f6105db364585939488d8d3c955ad36e927ddc497eacf907",
+        ],
     }
     assert ray_dashboard.summarize(recorded("serve_shut_down")) == {}
     assert not ray_dashboard.serve_running(recorded("serve_shut_down"))
@@ -230,6 +243,18 @@ def test_put_sends_the_whole_config_as_json_and_delete_no_body(ray_dashboard, da
     assert put.headers["content-type"] == "application/json"
     assert (delete.method, delete.path, delete.body) == ("DELETE", API, None)
     assert "content-type" not in delete.headers
+
+
+def test_shutdown_waits_as_long_as_the_caller_allows(ray_dashboard, dashboard_stub, monkeypatch):
+    """Serve's DELETE answers after the replicas' graceful shutdown (about 30 s on the lab,
+    as long as the per-request timeout): the caller's deadline applies, not that one."""
+    monkeypatch.setattr(ray_dashboard, "REQUEST_TIMEOUT_S", 0.2)
+    dashboard_stub.during_delete = lambda: time.sleep(0.6)
+    api = ray_dashboard.Dashboard(dashboard_stub.url)
+    with pytest.raises(ray_dashboard.DashboardError, match="timed out"):
+        api.shutdown_serve()
+    api.shutdown_serve(timeout_s=5)
+    assert dashboard_stub.methods() == ["DELETE", "DELETE"]
 
 
 def test_answers_that_are_not_an_object(ray_dashboard, dashboard_stub):

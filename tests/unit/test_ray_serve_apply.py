@@ -68,6 +68,10 @@ def test_no_change_when_serve_runs_the_config(serve_apply, dashboard_stub, paths
         "target_replicas": 2,
         "running_replicas": 2,
         "nodes": ["172.19.0.3", "172.19.0.4"],
+        "node_ids": [
+            "74a718a8394cd83c5e5c42e44582c9f75d18810ddcbcd9bd6602ee66",
+            "ad48b5a9f6105db364585939488d8d3c955ad36e927ddc497eacf907",
+        ],
     }
 
 

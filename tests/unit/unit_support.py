@@ -13,6 +13,16 @@ nodes, 4 CPUs in all):
 * serve_deploy_failed_import.json: after a PUT of a config whose import_path does not exist
   (``broken_import_config()``): DEPLOY_FAILED with Serve's traceback;
 * serve_shut_down.json: after ``DELETE``.
+
+The cluster_* files were recorded together from a later lab (a head without CPUs at
+172.18.0.2, workers at .3 and .4 with 2 CPUs each, the default applications, HAProxy proxies):
+
+* cluster_serve_config.json: the Serve config it ran (/etc/rayforge/serve-config.json);
+* cluster_healthy_nodes.json, cluster_healthy_serve.json, cluster_healthy_actors.json:
+  ``GET /nodes?view=summary``, ``/api/serve/applications/`` and the state API's ALIVE actors
+  (ray_dashboard.ALIVE_ACTORS_API) of the healthy cluster;
+* cluster_worker_stopped_nodes.json, cluster_worker_stopped_serve.json: the same 25 s after
+  ``systemctl stop ray-worker`` on worker 2 (its node DEAD, its anchor replica STARTING).
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from ansible.module_utils.testing import patch_module_args
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 API = "/api/serve/applications/"
+NODES = "/nodes?view=summary"
+GCS_HEALTH = "/api/gcs_healthz"
 # What the dashboard answers, word for word, to a request without the cluster token.
 UNAUTHORIZED_BODY = "Unauthorized: Missing authentication token"
 
@@ -153,11 +165,16 @@ class RecordedDashboard:
       answer whose ``deployed_app_config`` entries are the PUT's applications.
     * ``DELETE /api/serve/applications/`` answers 200 and makes the script ``after_delete``,
       by default the recorded serve_shut_down.json.
+    * ``GET /api/gcs_healthz`` answers 200 ``success`` (a dashboard that reaches a healthy
+      GCS), or from a script set with ``answer(GCS_HEALTH, ...)``; any other GET path answers
+      from a script set with ``answer(path, ...)`` (the recorded nodes_*.json for
+      ``/nodes?view=summary``), as ``serve`` does, and 404 without one.
     * With ``token`` set, a request without ``Authorization: Bearer <token>`` answers 401 with
       the dashboard's recorded body, "Unauthorized: Missing authentication token".
 
     ``during_put``, when set, is called with the PUT's body in the request's thread before
-    the answer (to look at the host while a deploy is under way). The server is bound when
+    the answer, and ``during_delete`` likewise before a DELETE's (a Serve that takes its time
+    to shut down) (to look at the host while a deploy is under way). The server is bound when
     made; ``start()`` makes it listen (until then a connection is refused, as to a dashboard
     that is not up yet).
     """
@@ -166,8 +183,10 @@ class RecordedDashboard:
         self.token = token
         self.requests: list[Request] = []
         self.during_put: Callable[[Any], None] | None = None
+        self.during_delete: Callable[[], None] | None = None
         self.after_delete: list[dict | Answer] = [recorded("serve_shut_down")]
         self._script: deque[dict | Answer] = deque()
+        self._paths: dict[str, deque[dict | Answer]] = {GCS_HEALTH: deque([Answer(200, "success")])}
         self._after_put: list[tuple[dict, list[dict | Answer]]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -182,6 +201,12 @@ class RecordedDashboard:
     def serve(self, *answers: dict | Answer) -> RecordedDashboard:
         with self._lock:
             self._script = deque(answers)
+        return self
+
+    def answer(self, path: str, *answers: dict | Answer) -> RecordedDashboard:
+        """Scripts the answers of GET PATH (a path other than Serve's), as serve() does."""
+        with self._lock:
+            self._paths[path] = deque(answers)
         return self
 
     def after_put(self, config: dict, *answers: dict | Answer) -> RecordedDashboard:
@@ -224,7 +249,11 @@ class RecordedDashboard:
             if self.token and headers.get("authorization") != f"Bearer {self.token}":
                 return Answer(401, UNAUTHORIZED_BODY)
             if path != API:
-                return Answer(404, "404: Not Found")
+                script = self._paths.get(path) if method == "GET" else None
+                if not script:
+                    return Answer(404, "404: Not Found")
+                answer = script.popleft() if len(script) > 1 else script[0]
+                return answer if isinstance(answer, Answer) else Answer(200, answer)
             if method == "GET":
                 if not self._script:
                     return Answer(500, "no scripted answer")
@@ -232,14 +261,17 @@ class RecordedDashboard:
                 return answer if isinstance(answer, Answer) else Answer(200, answer)
             if method == "DELETE":
                 self._script = deque(self.after_delete)
-                return Answer(200)
-            if method != "PUT":
+                pending = self.during_delete
+            elif method == "PUT":
+                scripted = [answers for config, answers in self._after_put if config == body]
+                self._script = deque(scripted[0] if scripted else [healthy_running(body)])
+                put_hook = self.during_put
+                pending = None if put_hook is None else (lambda: put_hook(body))
+            else:
                 return Answer(405, "405: Method Not Allowed")
-            scripted = [answers for config, answers in self._after_put if config == body]
-            self._script = deque(scripted[0] if scripted else [healthy_running(body)])
-            hook = self.during_put
-        if hook is not None:
-            hook(body)
+        # Outside the lock: the hook may look at the host, or take its time.
+        if pending is not None:
+            pending()
         return Answer(200)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

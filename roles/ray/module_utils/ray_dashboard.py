@@ -12,6 +12,11 @@ Serve's state is the answer of ``GET /api/serve/applications/`` (Ray's ``ServeIn
 ``applications`` with ``status``, ``message``, ``deployed_app_config`` and ``deployments``,
 each with ``status``, ``target_num_replicas`` and ``replicas`` carrying ``state`` and
 ``node_ip``). A desired config is the JSON of a Serve config file (``serve deploy``'s schema).
+
+The cluster's nodes are the answer of ``GET /nodes?view=summary`` (``data.summary``, one entry
+per node with its ``raylet``: ``nodeId``, ``nodeManagerAddress``, ``state`` ALIVE or DEAD,
+``isHeadNode``, ``resourcesTotal``; ``data.nodeLogicalResources``, what is in use per node id,
+as Ray's text). ``GET /api/gcs_healthz`` answers 200 once the dashboard reaches a healthy GCS.
 """
 
 from __future__ import annotations
@@ -28,6 +33,22 @@ import urllib.request
 from collections.abc import Callable, Iterator
 
 SERVE_API = "/api/serve/applications/"
+NODES_API = "/nodes?view=summary"
+GCS_HEALTH_API = "/api/gcs_healthz"
+# The state API behind ``ray list actors``: the ALIVE actors of the cluster.
+ALIVE_ACTORS_API = (
+    "/api/v0/actors?limit=10000&detail=false"
+    "&filter_keys=state&filter_predicates=%3D&filter_values=ALIVE"
+)
+# Serve's own actors by the start of their class name: the controller, the proxies (Python,
+# older HTTP, and the HAProxy managers of ray_serve_proxy haproxy), the replicas.
+SERVE_ACTOR_ROLES = {
+    "ServeController": "controller",
+    "ProxyActor": "proxy",
+    "HTTPProxyActor": "proxy",
+    "HAProxyManager": "proxy",
+    "ServeReplica": "replica",
+}
 # Seconds one HTTP request may take; the waits below retry within their own deadlines.
 REQUEST_TIMEOUT_S = 30
 # Seconds between two polls of Serve's state while waiting.
@@ -54,15 +75,32 @@ class Dashboard:
         self.base = base_url.rstrip("/")
         self.headers = {"Accept": "application/json", **(headers or {})}
 
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+    def request(
+        self, method: str, path: str, body: dict | None = None, timeout_s: float | None = None
+    ) -> dict:
         """One request; the JSON answer as a dict ({} for an empty body)."""
+        text = self.request_text(method, path, body, timeout_s)
+        if not text.strip():
+            return {}
+        try:
+            answer = json.loads(text)
+        except ValueError as err:
+            raise DashboardError(f"{method} {path}: not JSON: {text[:200]!r}") from err
+        return answer if isinstance(answer, dict) else {"result": answer}
+
+    def request_text(
+        self, method: str, path: str, body: dict | None = None, timeout_s: float | None = None
+    ) -> str:
+        """One request; the answer's body as text. TIMEOUT_S: seconds it may take (default
+        REQUEST_TIMEOUT_S)."""
         data = None if body is None else json.dumps(body).encode()
         headers = dict(self.headers)
         if data is not None:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
+            timeout = REQUEST_TIMEOUT_S if timeout_s is None else timeout_s
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 text = resp.read().decode(errors="replace")
         except urllib.error.HTTPError as err:
             raise DashboardError(
@@ -71,13 +109,7 @@ class Dashboard:
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             # HTTPException: an answer cut short (IncompleteRead), as from a dying dashboard.
             raise DashboardError(f"{method} {path}: no answer from {self.base}: {err!r}") from err
-        if not text.strip():
-            return {}
-        try:
-            answer = json.loads(text)
-        except ValueError as err:
-            raise DashboardError(f"{method} {path}: not JSON: {text[:200]!r}") from err
-        return answer if isinstance(answer, dict) else {"result": answer}
+        return text
 
     def serve_details(self, wait_s: float = 0, clock: Callable[[], float] = time.monotonic) -> dict:
         """Serve's state; retried for WAIT_S seconds while the dashboard is down or answers 5xx
@@ -91,13 +123,40 @@ class Dashboard:
                     raise
             time.sleep(POLL_S)
 
+    def gcs_healthy(self, wait_s: float = 0, clock: Callable[[], float] = time.monotonic) -> None:
+        """Returns once the dashboard answers ``/api/gcs_healthz`` (it reaches a healthy GCS),
+        retried for WAIT_S seconds while it does not; raises the last DashboardError after
+        that. A 4xx (a bad token) is raised at once."""
+        deadline = clock() + wait_s
+        while True:
+            try:
+                self.request_text("GET", GCS_HEALTH_API)
+                return
+            except DashboardError as err:
+                if (err.status is not None and err.status < 500) or clock() >= deadline:
+                    raise
+            time.sleep(POLL_S)
+
+    def nodes(self) -> dict:
+        """The cluster's nodes, alive and dead: ``data`` of ``/nodes?view=summary``."""
+        return self.request("GET", NODES_API).get("data") or {}
+
+    def alive_actors(self) -> list[dict]:
+        """Every ALIVE actor of the cluster (the state API of ``ray list actors``)."""
+        answer = self.request("GET", ALIVE_ACTORS_API)
+        return ((answer.get("data") or {}).get("result") or {}).get("result") or []
+
     def deploy_serve(self, config: dict) -> None:
         """Sends a whole Serve config (``PUT``); Serve deploys it asynchronously."""
         self.request("PUT", SERVE_API, config)
 
-    def shutdown_serve(self) -> None:
-        """Shuts Serve down (``DELETE``): every application, the controller and the proxies."""
-        self.request("DELETE", SERVE_API)
+    def shutdown_serve(self, timeout_s: float | None = None) -> None:
+        """Shuts Serve down (``DELETE``): every application, the controller and the proxies.
+
+        The dashboard answers once serve.shutdown() has returned, after the replicas' graceful
+        shutdown (20 s each by default) and the proxies' drain: about 30 s on the lab, so
+        TIMEOUT_S (seconds, default REQUEST_TIMEOUT_S) should be the caller's own deadline."""
+        self.request("DELETE", SERVE_API, timeout_s=timeout_s)
 
     def wait_serve_shutdown(self, timeout_s: float) -> bool:
         """Whether Serve's controller is gone within TIMEOUT_S seconds."""
@@ -215,7 +274,8 @@ def unhealthy_reason(desired: dict, details: dict) -> str:
 
 def summarize(details: dict) -> dict:
     """Per application: status, message, route prefix, and per deployment its status, target
-    and running replicas and the node addresses of its replicas."""
+    and running replicas and the node addresses (``nodes``) and ids (``node_ids``) of its
+    replicas, whatever their state."""
     apps = {}
     for name, app in (details.get("applications") or {}).items():
         deps = {}
@@ -227,6 +287,7 @@ def summarize(details: dict) -> dict:
                 "target_replicas": dep.get("target_num_replicas"),
                 "running_replicas": running_replicas(dep),
                 "nodes": sorted({r.get("node_ip") for r in replicas if r.get("node_ip")}),
+                "node_ids": sorted({r.get("node_id") for r in replicas if r.get("node_id")}),
             }
         apps[name] = {
             "status": app.get("status"),
@@ -235,6 +296,214 @@ def summarize(details: dict) -> dict:
             "deployments": deps,
         }
     return apps
+
+
+# --- The cluster as facts: nodes, replicas, proxies, one verdict ----------------------------
+
+
+def node_facts(nodes_data: dict) -> list[dict]:
+    """Each node of ``/nodes?view=summary``'s ``data``, ALIVE ones first, the head first, then
+    by address: ``node_id``, ``ip``, ``hostname``, ``state`` (ALIVE or DEAD), ``is_head``,
+    ``state_message`` (why a node died; empty otherwise), ``resources_total`` (Ray's logical
+    resources as the dashboard names them: ``CPU``, ``GPU`` counts, ``memory`` and
+    ``objectStoreMemory`` in bytes, custom ones) and ``resources_in_use`` (Ray's own lines
+    such as ``1.0/2.0 CPU``, ALIVE nodes only, object store lines left out: they are not
+    logical resources)."""
+    in_use = nodes_data.get("nodeLogicalResources") or {}
+    out = []
+    for entry in nodes_data.get("summary") or []:
+        raylet = entry.get("raylet") or {}
+        node_id = raylet.get("nodeId") or ""
+        state = raylet.get("state") or "UNKNOWN"
+        used = in_use.get(node_id) if state == "ALIVE" else None
+        out.append(
+            {
+                "node_id": node_id,
+                "ip": raylet.get("nodeManagerAddress") or entry.get("ip") or "",
+                "hostname": raylet.get("nodeManagerHostname") or entry.get("hostname") or "",
+                "state": state,
+                "is_head": bool(raylet.get("isHeadNode")),
+                "state_message": raylet.get("stateMessage") or "",
+                "resources_total": raylet.get("resourcesTotal") or {},
+                "resources_in_use": [
+                    line.strip()
+                    for line in (used or "").splitlines()
+                    if line.strip() and "object_store" not in line
+                ],
+            }
+        )
+    out.sort(key=lambda n: (n["state"] != "ALIVE", not n["is_head"], n["ip"], n["node_id"]))
+    return out
+
+
+def replica_applications(details: dict) -> dict[str, list[str]]:
+    """Node id -> the applications holding a replica there (in any state), sorted."""
+    out: dict[str, set[str]] = {}
+    for name, app in (details.get("applications") or {}).items():
+        for dep in (app.get("deployments") or {}).values():
+            for replica in dep.get("replicas") or []:
+                if replica.get("node_id"):
+                    out.setdefault(replica["node_id"], set()).add(name)
+    return {node_id: sorted(apps) for node_id, apps in out.items()}
+
+
+def proxy_facts(details: dict) -> list[dict]:
+    """Serve's proxies, by node address: ``node_id``, ``node_ip``, ``status`` (HEALTHY,
+    UNHEALTHY, STARTING, DRAINING...)."""
+    return sorted(
+        (
+            {
+                "node_id": proxy.get("node_id") or node_id,
+                "node_ip": proxy.get("node_ip") or "",
+                "status": proxy.get("status") or "UNKNOWN",
+            }
+            for node_id, proxy in (details.get("proxies") or {}).items()
+        ),
+        key=lambda p: (p["node_ip"], p["node_id"]),
+    )
+
+
+def proxy_expected(details: dict, is_head: bool, replica_apps: list[str]) -> bool:
+    """Whether Serve runs a proxy on a node: on the head unless proxy_location is Disabled,
+    and with EveryNode also on every node holding a replica (not on the others)."""
+    location = details.get("proxy_location")
+    if not serve_running(details) or location == "Disabled":
+        return False
+    return is_head or (location == "EveryNode" and bool(replica_apps))
+
+
+def application_problems(name: str, app: dict) -> list[str]:
+    """What keeps one running application from being healthy, in Serve's words: its status
+    when not RUNNING, each deployment not HEALTHY or short of its target replicas."""
+    out = []
+    if app.get("status") != "RUNNING":
+        message = (app.get("message") or "").strip()
+        out.append(
+            f"application {name} is {app.get('status')}" + (f": {message}" if message else "")
+        )
+    for dname, dep in sorted((app.get("deployments") or {}).items()):
+        running, target = running_replicas(dep), dep.get("target_num_replicas")
+        if dep.get("status") != "HEALTHY" or running < (target or 0):
+            message = (dep.get("message") or "").strip()
+            out.append(
+                f"deployment {name}/{dname} is {dep.get('status')} with {running}/"
+                f"{'?' if target is None else target} replicas RUNNING"
+                + (f": {message}" if message else "")
+            )
+    return out
+
+
+def _difference_text(diff: str, config_label: str) -> str:
+    """One of differences()'s items as a problem of a cluster expected to run CONFIG_LABEL."""
+    if diff.endswith(" is new"):
+        return f"{diff[: -len(' is new')]} is not deployed"
+    if diff.endswith(" is to be removed"):
+        return f"{diff[: -len(' is to be removed')]} runs but is not in {config_label}"
+    if diff.endswith(" changed"):
+        return f"{diff[: -len(' changed')]} runs another config than {config_label}"
+    return f"Serve's {diff} differs from {config_label}"
+
+
+def cluster_facts(
+    nodes_data: dict | None,
+    details: dict | None,
+    desired: dict | None = None,
+    expected_nodes: dict[str, str] | None = None,
+    config_label: str = "the Serve config",
+) -> dict:
+    """The cluster as facts, with rayforge's verdict on it.
+
+    NODES_DATA is ``/nodes?view=summary``'s ``data`` and DETAILS Serve's state, each None when
+    not read. DESIRED, when given, is the Serve config the cluster should run (CONFIG_LABEL
+    names it in the reasons); EXPECTED_NODES maps a name (the inventory host) to the address
+    of a node that should be ALIVE.
+
+    Returns ``nodes`` (node_facts(), each also with ``replica_applications``, ``proxy`` (its
+    Serve proxy's status, None without one) and ``proxy_expected``), ``serve`` (``running``,
+    ``controller_node_ip``, ``proxy_location``, ``http_host``, ``http_port``), ``applications``
+    (summarize(), each also with ``source``, who deployed it as Serve says, declarative or
+    imperative, and ``problems``), ``proxies`` (proxy_facts()), and ``healthy``
+    with its ``reasons``: every expected node ALIVE, Serve running, every application
+    RUNNING with each deployment HEALTHY and all target replicas RUNNING (and, with DESIRED,
+    exactly the desired applications with their config: health()), and a HEALTHY proxy on
+    every ALIVE node where Serve runs one. Healthy is true when there is no reason.
+    """
+    reasons: list[str] = []
+    serve_read = details is not None
+    details = details if details is not None else {}
+    nodes = node_facts(nodes_data or {}) if nodes_data is not None else []
+    alive_ips = {n["ip"] for n in nodes if n["state"] == "ALIVE"}
+    if nodes_data is not None:
+        for name, ip in sorted((expected_nodes or {}).items()):
+            if ip not in alive_ips:
+                reasons.append(f"{name}: no ALIVE Ray node with IP {ip}")
+
+    placed = replica_applications(details)
+    proxies = proxy_facts(details)
+    proxy_by_node = {p["node_id"]: p["status"] for p in proxies}
+    for node in nodes:
+        node["replica_applications"] = placed.get(node["node_id"], [])
+        node["proxy"] = proxy_by_node.get(node["node_id"]) if node["state"] == "ALIVE" else None
+        node["proxy_expected"] = node["state"] == "ALIVE" and proxy_expected(
+            details, node["is_head"], node["replica_applications"]
+        )
+
+    applications = summarize(details)
+    serve: dict = {}
+    if serve_read:
+        http = details.get("http_options") or {}
+        serve = {
+            "running": serve_running(details),
+            "controller_node_ip": (details.get("controller_info") or {}).get("node_ip"),
+            "proxy_location": details.get("proxy_location"),
+            "http_host": http.get("host"),
+            "http_port": http.get("port"),
+        }
+        if not serve["running"]:
+            reasons.append("Serve is not running")
+        for name, app in sorted((details.get("applications") or {}).items()):
+            applications[name]["source"] = app.get("source")
+            applications[name]["problems"] = application_problems(name, app)
+            reasons.extend(applications[name]["problems"])
+        if desired is not None and serve["running"]:
+            reasons.extend(_difference_text(d, config_label) for d in differences(desired, details))
+        for node in nodes:
+            if node["proxy_expected"] and node["proxy"] != "HEALTHY":
+                reasons.append(
+                    f"Serve proxy on node {node['ip']} is {node['proxy']}"
+                    if node["proxy"]
+                    else f"node {node['ip']} holds replicas but runs no Serve proxy"
+                    if not node["is_head"]
+                    else f"head {node['ip']} runs no Serve proxy"
+                )
+    return {
+        "nodes": nodes,
+        "serve": serve,
+        "applications": applications,
+        "proxies": proxies,
+        "healthy": not reasons,
+        "reasons": reasons,
+    }
+
+
+def serve_actor_facts(actors: list[dict]) -> list[dict]:
+    """Serve's own actors among ALIVE ACTORS, whoever started them: ``role`` (controller,
+    proxy or replica), ``class_name``, ``namespace``, ``node_id``, ``name``; sorted."""
+    out = []
+    for actor in actors:
+        class_name = actor.get("class_name") or ""
+        role = next((r for p, r in SERVE_ACTOR_ROLES.items() if class_name.startswith(p)), None)
+        if role:
+            out.append(
+                {
+                    "role": role,
+                    "class_name": class_name,
+                    "namespace": actor.get("ray_namespace") or "",
+                    "node_id": actor.get("node_id") or "",
+                    "name": actor.get("name") or "",
+                }
+            )
+    return sorted(out, key=lambda a: (a["role"], a["class_name"], a["node_id"], a["name"]))
 
 
 def apply(dashboard: Dashboard, desired: dict, details: dict, timeout_s: float) -> list[str]:
@@ -246,7 +515,7 @@ def apply(dashboard: Dashboard, desired: dict, details: dict, timeout_s: float) 
     diffs = differences(desired, details)
     if diffs:
         if needs_restart(diffs) and serve_running(details):
-            dashboard.shutdown_serve()
+            dashboard.shutdown_serve(timeout_s)
             if not dashboard.wait_serve_shutdown(timeout_s):
                 raise DashboardError(f"Serve did not shut down within {timeout_s} s")
         dashboard.deploy_serve(desired)

@@ -130,7 +130,7 @@ def run(module: AnsibleModule, api: Dashboard) -> None:
     if p["state"] == "absent":
         changed = bool(current.get("controller_info"))
         if changed and not module.check_mode:
-            api.shutdown_serve()
+            api.shutdown_serve(p["timeout"])
         module.exit_json(changed=changed, applications={})
 
     try:
