@@ -117,6 +117,21 @@ def test_replica_not_running_is_not_healthy(ray_dashboard):
     assert ray_dashboard.health(lab_config(), details) == (False, None)
 
 
+def test_removed_application_still_deleting_is_not_healthy(ray_dashboard):
+    """An application dropped from the config stays listed, DELETING, while Serve stops its
+    replicas: the deploy is not done (its route may still answer) until it is gone."""
+    details = recorded("serve_running_healthy")
+    config = lab_config()
+    removed = config["applications"].pop(0)
+    details["applications"][removed["name"]]["status"] = "DELETING"
+    assert ray_dashboard.health(config, details) == (False, None)
+    assert ray_dashboard.unhealthy_reason(config, details).endswith(
+        f"{removed['name']}: DELETING, removed from the config"
+    )
+    del details["applications"][removed["name"]]
+    assert ray_dashboard.health(config, details) == (True, None)
+
+
 def test_deploy_failed_is_a_failure_with_serves_message(ray_dashboard):
     ok, failure = ray_dashboard.health(
         broken_import_config(), recorded("serve_deploy_failed_import")

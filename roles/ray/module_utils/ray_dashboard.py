@@ -226,11 +226,16 @@ def health(desired: dict, details: dict) -> tuple[bool, str | None]:
     """(healthy, failure): rayforge's one definition of a healthy Serve deployment.
 
     Healthy: every desired application is deployed with exactly its config, RUNNING, and each
-    of its deployments HEALTHY with at least its target number of replicas RUNNING. The
-    failure is Serve's own message when an application is DEPLOY_FAILED (waiting longer
-    cannot help); None while it may still become healthy.
+    of its deployments HEALTHY with at least its target number of replicas RUNNING; and no
+    other application is left (one removed from the config is DELETING until Serve has
+    stopped its replicas: until then its route may still answer). The failure is Serve's own
+    message when an application is DEPLOY_FAILED (waiting longer cannot help); None while it
+    may still become healthy.
     """
     apps = details.get("applications") or {}
+    wanted = {want["name"] for want in desired.get("applications", [])}
+    if set(apps) - wanted:
+        return False, None
     for want in desired.get("applications", []):
         app = apps.get(want["name"])
         if app is None or app.get("deployed_app_config") != want:
@@ -269,6 +274,9 @@ def unhealthy_reason(desired: dict, details: dict) -> str:
             if dep.get("message"):
                 text += f" ({dep['message'].strip()})"
         parts.append(text)
+    wanted = {want["name"] for want in desired.get("applications", [])}
+    for name in sorted(set(apps) - wanted):
+        parts.append(f"{name}: {apps[name].get('status')}, removed from the config")
     return "; ".join(parts) or "no application"
 
 
