@@ -111,7 +111,7 @@ def reboot(name: str) -> None:
     """Reboots host NAME the way a container can: `docker restart` (systemd, PID 1, shuts
     every unit down in order, then the container boots again). Molecule names each container
     after its inventory host."""
-    subprocess.run(["docker", "restart", "--time", "120", name], check=True, timeout=240)
+    subprocess.run(["docker", "restart", "--timeout", "120", name], check=True, timeout=240)
 
 
 def kill_head_unit(nodes, unit):
@@ -205,8 +205,9 @@ def test_failed_deploy_rolls_back_without_losing_a_request(
     assert "Rolled back to the last config that became healthy" in done.stdout, done.stdout[-6000:]
     assert "it serves again" in done.stdout, done.stdout[-6000:]
     assert all(r.failed == 0 for r in reports.values()), describe(reports)
-    # The previous config serves again within ray_serve_deploy_timeout + 60 s of the deploy.
-    assert facts["finished"] - facts["fault_at"] <= timeout_s * 2 + 60, facts
+    # The previous config is back (the run ends once the rollback is healthy) within
+    # ray_serve_deploy_timeout + 60 s of the deploy; its replicas served throughout (above).
+    assert facts["finished"] - facts["fault_at"] <= timeout_s + 60, facts
     status, body = dashboard.get("/api/serve/applications/")
     assert status == 200, body
     deployment = body["applications"][app["name"]]["deployments"][app["deployments"][0]["name"]]
