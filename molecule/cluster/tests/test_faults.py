@@ -299,13 +299,16 @@ SERVING_STATES = ("RUNNING", "PENDING_MIGRATION")
 
 class ReplicaWatch:
     """Samples the serving replicas (SERVING_STATES) of every deployment of APPS from the
-    dashboard twice a second in a thread, until stopped. Samples the dashboard could not
-    answer (the head is down while it is upgraded) are counted, not guessed."""
+    dashboard twice a second in a thread, until stopped. Samples that say nothing of the
+    replicas are counted, not guessed: the dashboard not answering (the head is down while
+    it is upgraded), and a deployment not listed (for a second or two after a new config,
+    while Serve builds the application, it is DEPLOYING with no deployments, its replicas
+    still running and serving)."""
 
     def __init__(self, dashboard, apps):
         self.dashboard, self.apps = dashboard, apps
         self.lowest: dict[str, int] = {}
-        self.samples = self.unanswered = 0
+        self.samples = self.unanswered = self.unlisted = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -320,7 +323,10 @@ class ReplicaWatch:
                 state = body.get("applications", {}).get(application["name"], {})
                 for deployment in application.get("deployments", []):
                     key = f"{application['name']}/{deployment['name']}"
-                    replicas = state.get("deployments", {}).get(deployment["name"], {})
+                    if deployment["name"] not in state.get("deployments", {}):
+                        self.unlisted += 1
+                        continue
+                    replicas = state["deployments"][deployment["name"]]
                     running = sum(
                         r["state"] in SERVING_STATES for r in replicas.get("replicas", [])
                     )
@@ -368,7 +374,8 @@ def test_rolling_upgrade_of_an_app_build_loses_nothing(
     print(describe(reports))
     print(
         f"lowest serving replicas: {watch.lowest} ({watch.samples} samples, "
-        f"{watch.unanswered} unanswered while the head was down)"
+        f"{watch.unanswered} unanswered while the head was down, {watch.unlisted} with the "
+        "deployment not listed while Serve built the new application)"
     )
     assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
     for name in nodes["balancers"]:
