@@ -32,8 +32,10 @@ The lab cluster is up. Serve answers on every node's :$port; the head's is publi
     -H 'Content-Type: application/json' \\
     -d '{"features": [{"task_risk": 0.5, "failure_severity": 0.3}]}'
 The front load balancer (HAProxy over every node, health-checked) is published here:
-  curl -X POST http://localhost:$lb_port/score/salience ...
-Status:   ansible-playbook -i inventories/lab playbooks/status.yml
+  curl -X POST http://localhost:$lb_port/score/salience \\
+    -H 'Content-Type: application/json' \\
+    -d '{"features": [{"task_risk": 0.5, "failure_severity": 0.3}]}'
+Status:   PATH="\$(scripts/bootstrap.sh)/bin:\$PATH" ansible-playbook -i inventories/lab playbooks/status.yml
 Destroy:  make lab-destroy
 MSG
     ;;
