@@ -9,7 +9,9 @@ inventory alone (every scenario moves them off their defaults).
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -78,14 +80,48 @@ def peer(host, name: str):
     return host.get_host(f"ansible://{name}?ansible_inventory={inventory}")
 
 
+def run_playbook(host, path: str, *extra: str, check: bool = True, timeout: float = 1200):
+    """Runs PATH (relative to the repository) with ansible-playbook against the inventory of
+    `host`, without colours; with CHECK, a failure fails the test with the end of its output.
+    Returns the subprocess.CompletedProcess."""
+    cmd = ["ansible-playbook", "-i", host.backend.ansible_inventory, str(ROOT / path), *extra]
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env
+    )
+    if check:
+        assert done.returncode == 0, (
+            f"{' '.join(cmd)}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+        )
+    return done
+
+
+def smoke(ip: str, rayvars: dict, application: dict) -> tuple[int, object]:
+    """(status, body) of APPLICATION's smoke test (ray_serve_applications' own key) asked of
+    the Serve port at IP from the controller."""
+    test = application["smoke_test"]
+    prefix = application.get("route_prefix", "/").rstrip("/")
+    return http(
+        f"http://{ip}:{rayvars['ray_serve_http_port']}{prefix}{test['path']}",
+        test.get("method", "GET"),
+        test.get("body"),
+    )
+
+
+def head_api_headers(head, rayvars: dict) -> dict:
+    """Headers the dashboard API wants: the cluster token read from HEAD, if auth is on."""
+    if rayvars["ray_auth_mode"] != "token":
+        return {}
+    token = head.file(f"{rayvars['ray_config_dir']}/auth_token").content_string.strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def api_headers(host, rayvars) -> dict:
     """Headers the dashboard API wants: the cluster token read from the head, if auth is on."""
-    if rayvars["ray_auth_mode"] != "token":
-        return {}
-    head = peer(host, host.ansible.get_variables()["groups"]["ray_head"][0])
-    token = head.file(f"{rayvars['ray_config_dir']}/auth_token").content_string.strip()
-    return {"Authorization": f"Bearer {token}"}
+    return head_api_headers(
+        peer(host, host.ansible.get_variables()["groups"]["ray_head"][0]), rayvars
+    )
 
 
 class Dashboard:
@@ -98,12 +134,18 @@ class Dashboard:
         return http(self.url + path, headers=self.headers)
 
 
-@pytest.fixture
-def dashboard(host, rayvars, api_headers) -> Dashboard:
+def head_dashboard(host, rayvars: dict) -> Dashboard:
+    """The dashboard of the head of `host`'s inventory, with the token read now."""
     head = peer(host, host.ansible.get_variables()["groups"]["ray_head"][0])
     return Dashboard(
-        f"http://{head.check_output(IP_CMD)}:{rayvars['ray_dashboard_port']}", api_headers
+        f"http://{head.check_output(IP_CMD)}:{rayvars['ray_dashboard_port']}",
+        head_api_headers(head, rayvars),
     )
+
+
+@pytest.fixture
+def dashboard(host, rayvars) -> Dashboard:
+    return head_dashboard(host, rayvars)
 
 
 def http(

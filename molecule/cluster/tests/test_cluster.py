@@ -4,16 +4,14 @@ Runs once, from the head's point of view; the other hosts are reached through th
 Ansible inventory Molecule made.
 """
 
-import os
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import IP_CMD, ROOT, http, peer
+from conftest import IP_CMD, http, peer, run_playbook
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -98,29 +96,17 @@ def test_every_node_proxy_is_healthy_for_a_load_balancer(cluster, rayvars):
         assert status == 200, (name, body)
 
 
-def run_playbook(host, playbook, *extra, check=True):
-    """Run one of the repository's playbooks against this scenario's inventory; with CHECK,
-    its failure fails the test. Returns its output, without colours."""
-    inventory = host.backend.ansible_inventory
-    cmd = ["ansible-playbook", "-i", inventory, str(ROOT / "playbooks" / playbook), *extra]
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, env=env)
-    if check:
-        assert done.returncode == 0, (
-            f"{' '.join(cmd)}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
-        )
-    return done if not check else done.stdout
-
-
 def diagnose_lines(stdout: str) -> list[str]:
     """The PASS/FAIL lines of diagnose.yml's report."""
     return re.findall(r"(?:PASS|FAIL) \d+\. [^\"\n]*", stdout)
 
 
 def test_status_and_diagnose_pass_a_healthy_cluster(host):
-    out = run_playbook(host, "status.yml", "-e", "status_strict=true")
+    out = run_playbook(host, "playbooks/status.yml", "-e", "status_strict=true").stdout
     assert "Problems: none, the cluster is healthy" in out, out[-4000:]
-    lines = diagnose_lines(run_playbook(host, "diagnose.yml", "-e", "diagnose_strict=true"))
+    lines = diagnose_lines(
+        run_playbook(host, "playbooks/diagnose.yml", "-e", "diagnose_strict=true").stdout
+    )
     assert len(lines) == 9, lines
     assert all(line.startswith("PASS") for line in lines), lines
 
@@ -132,10 +118,12 @@ def test_status_and_diagnose_name_a_stopped_worker(host, cluster, dashboard, ray
     unit = rayvars["ray_worker_service_name"]
     cluster["hosts"][worker].run_test(f"systemctl stop {unit}")
     try:
-        done = run_playbook(host, "status.yml", "-e", "status_strict=true", check=False)
+        done = run_playbook(host, "playbooks/status.yml", "-e", "status_strict=true", check=False)
         assert done.returncode != 0, done.stdout[-4000:]
         assert f"{worker}: unit {unit} is inactive" in done.stdout, done.stdout[-4000:]
-        done = run_playbook(host, "diagnose.yml", "-e", "diagnose_strict=true", check=False)
+        done = run_playbook(
+            host, "playbooks/diagnose.yml", "-e", "diagnose_strict=true", check=False
+        )
         assert done.returncode != 0, done.stdout[-4000:]
         failed = [line for line in diagnose_lines(done.stdout) if line.startswith("FAIL")]
         assert any("Ray units are active" in line for line in failed), failed
@@ -145,7 +133,9 @@ def test_status_and_diagnose_name_a_stopped_worker(host, cluster, dashboard, ray
     assert wait_until(lambda: cluster["ips"][worker] in alive_nodes(dashboard))
     assert wait_until(
         lambda: (
-            run_playbook(host, "status.yml", "-e", "status_strict=true", check=False).returncode
+            run_playbook(
+                host, "playbooks/status.yml", "-e", "status_strict=true", check=False
+            ).returncode
             == 0
         ),
         timeout=240,
@@ -154,13 +144,13 @@ def test_status_and_diagnose_name_a_stopped_worker(host, cluster, dashboard, ray
 
 
 def test_stop_then_start_comes_back_serving(host, cluster, dashboard, rayvars):
-    run_playbook(host, "stop.yml")
+    run_playbook(host, "playbooks/stop.yml")
     for ip in cluster["ips"].values():
         with pytest.raises(urllib.error.URLError, match=r"refused|timed out|reset"):
             urllib.request.urlopen(
                 f"http://{ip}:{rayvars['ray_serve_http_port']}/-/healthz", timeout=5
             )
-    run_playbook(host, "start.yml")
+    run_playbook(host, "playbooks/start.yml")
     assert alive_nodes(dashboard) >= set(cluster["ips"].values())
     for ip in cluster["ips"].values():
         status, body = http(

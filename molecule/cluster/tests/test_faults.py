@@ -23,7 +23,7 @@ import time
 import pytest
 from load_client import LoadClient, describe, report
 
-from conftest import IP_CMD, ROOT, http, peer
+from conftest import IP_CMD, ROOT, http, peer, run_playbook
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -176,25 +176,11 @@ def test_failed_deploy_rolls_back_without_losing_a_request(
         for deployment in application.get("deployments", []):
             deployment["num_replicas"] = 64
     extra = {"ray_serve_applications": too_big, "ray_serve_deploy_timeout": timeout_s}
-    inventory = host.backend.ansible_inventory
     run = {}
 
     def bad_deploy(client):
-        run["done"] = subprocess.run(
-            [
-                "ansible-playbook",
-                "-i",
-                inventory,
-                str(ROOT / "site.yml"),
-                "--tags",
-                "serve",
-                "-e",
-                json.dumps(extra),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
+        run["done"] = run_playbook(
+            host, "site.yml", "--tags", "serve", "-e", json.dumps(extra), check=False
         )
         return {"finished": client.now()}
 
@@ -356,17 +342,10 @@ def test_rolling_upgrade_of_an_app_build_loses_nothing(
         re.sub(r'(?m)^__version__ = "[^"]+"', '__version__ = "99.0.0"', init.read_text())
     )
     extra = json.dumps({"ray_node_app_projects": [str(tmp_path)]})
-    inventory = host.backend.ansible_inventory
     run = {}
 
     def upgrade(client):
-        run["done"] = subprocess.run(
-            ["ansible-playbook", "-i", inventory, str(ROOT / "playbooks/upgrade.yml"), "-e", extra],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-        )
+        run["done"] = run_playbook(host, "playbooks/upgrade.yml", "-e", extra, check=False)
 
     with ReplicaWatch(dashboard, rayvars["ray_serve_applications"]) as watch:
         reports, _, _ = under_load(targets, app, upgrade, limit_s=120)

@@ -3,7 +3,7 @@ the host; the salience app's API behaves (scores, defaults, 4xx with a message).
 
 import pytest
 
-from conftest import http
+from conftest import http, smoke
 
 SEED = {"features": [{"task_risk": 0.5, "failure_severity": 0.3}]}
 
@@ -34,16 +34,6 @@ def test_dashboard_lists_every_application_running(dashboard, rayvars):
             running = [r for r in dep["replicas"] if r["state"] == "RUNNING"]
             assert dep["status"] == "HEALTHY"
             assert len(running) == dep["target_num_replicas"] == want["num_replicas"]
-
-
-def smoke(node_ip, rayvars, application):
-    """(status, body) of APPLICATION's smoke test asked from the controller."""
-    test = application["smoke_test"]
-    return http(
-        serve_url(node_ip, rayvars, application, test["path"]),
-        test.get("method", "GET"),
-        test.get("body"),
-    )
 
 
 def test_every_application_answers_on_its_own_prefix(node_ip, rayvars):

@@ -11,27 +11,11 @@ role defaults; the playbooks run with this scenario's inventory, as an operator 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 
-from conftest import IP_CMD, ROOT, Dashboard, http
+from conftest import head_dashboard, run_playbook, smoke
 
 testinfra_hosts = ["ansible://ray_head"]
-
-
-def playbook(host, path: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Runs a playbook of the repository against this scenario's inventory; with CHECK, its
-    failure fails the test with the end of its output."""
-    inventory = host.backend.ansible_inventory
-    cmd = ["ansible-playbook", "-i", inventory, str(ROOT / path), *extra]
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, check=False, env=env)
-    if check:
-        assert done.returncode == 0, (
-            f"{' '.join(cmd)}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
-        )
-    return done
 
 
 def recap(stdout: str) -> dict[str, dict[str, int]]:
@@ -41,16 +25,6 @@ def recap(stdout: str) -> dict[str, dict[str, int]]:
         out[name] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
     assert out, stdout[-3000:]
     return out
-
-
-def smoke(node_ip, rayvars, application) -> tuple[int, object]:
-    test = application["smoke_test"]
-    prefix = application.get("route_prefix", "/").rstrip("/")
-    return http(
-        f"http://{node_ip}:{rayvars['ray_serve_http_port']}{prefix}{test['path']}",
-        test.get("method", "GET"),
-        test.get("body"),
-    )
 
 
 def serve_applications(dashboard) -> dict:
@@ -89,7 +63,7 @@ def project_leftovers(host, rayvars) -> list[str]:
 
 
 def test_check_mode_on_the_converged_host_changes_nothing(host):
-    done = playbook(host, "site.yml", "--check", "--diff")
+    done = run_playbook(host, "site.yml", "--check", "--diff")
     for name, counters in recap(done.stdout).items():
         assert counters["failed"] == 0, (name, counters)
         assert counters["changed"] == 0, (name, counters, done.stdout[-6000:])
@@ -99,7 +73,7 @@ def test_an_application_removed_from_the_inventory_is_gone_from_serve(
     host, rayvars, dashboard, node_ip
 ):
     kept, removed = rayvars["ray_serve_applications"][0], rayvars["ray_serve_applications"][1]
-    playbook(host, "site.yml", "-e", json.dumps({"ray_serve_applications": [kept]}))
+    run_playbook(host, "site.yml", "-e", json.dumps({"ray_serve_applications": [kept]}))
     # The deploy waits until Serve has deleted it (it is DELETING for a while before).
     apps = serve_applications(dashboard)
     assert removed["name"] not in apps, apps[removed["name"]]
@@ -113,7 +87,7 @@ def test_restart_serve_brings_fresh_replicas_that_answer(host, rayvars, dashboar
     # The inventory as the test before left it: the first application only.
     application = rayvars["ray_serve_applications"][0]
     before = replica_ids(dashboard, application)
-    playbook(
+    run_playbook(
         host,
         "playbooks/restart-serve.yml",
         "-e",
@@ -127,14 +101,14 @@ def test_restart_serve_brings_fresh_replicas_that_answer(host, rayvars, dashboar
 
 
 def test_teardown_needs_confirmation_and_changes_nothing_without_it(host, rayvars):
-    done = playbook(host, "playbooks/teardown.yml", check=False)
+    done = run_playbook(host, "playbooks/teardown.yml", check=False)
     assert done.returncode != 0
     assert "teardown_confirm=yes" in done.stdout, done.stdout[-3000:]
     assert host.service(rayvars["ray_head_service_name"]).is_running
 
 
 def test_teardown_keeping_the_install_keeps_only_the_install(host, rayvars):
-    playbook(
+    run_playbook(
         host,
         "playbooks/teardown.yml",
         "-e",
@@ -152,23 +126,18 @@ def test_teardown_keeping_the_install_keeps_only_the_install(host, rayvars):
 
 
 def test_teardown_leaves_nothing_and_a_second_one_changes_nothing(host, rayvars):
-    playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes")
+    run_playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes")
     assert project_leftovers(host, rayvars) == []
-    done = playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes")
+    done = run_playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes")
     for name, counters in recap(done.stdout).items():
         assert counters["changed"] == 0, (name, counters, done.stdout[-6000:])
         assert counters["failed"] == 0, (name, counters)
 
 
 def test_site_builds_it_all_again(host, rayvars, node_ip):
-    playbook(host, "site.yml")
+    run_playbook(host, "site.yml")
     # The dashboard and its token exist again only now.
-    token = host.file(f"{rayvars['ray_config_dir']}/auth_token").content_string.strip()
-    headers = {"Authorization": f"Bearer {token}"} if rayvars["ray_auth_mode"] == "token" else {}
-    ip = host.check_output(IP_CMD)
-    deployed = serve_applications(
-        Dashboard(f"http://{ip}:{rayvars['ray_dashboard_port']}", headers)
-    )
+    deployed = serve_applications(head_dashboard(host, rayvars))
     for application in rayvars["ray_serve_applications"]:
         assert deployed[application["name"]]["status"] == "RUNNING", deployed
         status, body = smoke(node_ip, rayvars, application)

@@ -222,6 +222,13 @@ def running_replicas(deployment: dict) -> int:
     return sum(1 for r in deployment.get("replicas") or [] if r.get("state") == "RUNNING")
 
 
+def deployment_ready(deployment: dict) -> bool:
+    """A deployment is HEALTHY with at least its target number of replicas RUNNING."""
+    return deployment.get("status") == "HEALTHY" and running_replicas(deployment) >= (
+        deployment.get("target_num_replicas") or 0
+    )
+
+
 def health(desired: dict, details: dict) -> tuple[bool, str | None]:
     """(healthy, failure): rayforge's one definition of a healthy Serve deployment.
 
@@ -245,11 +252,8 @@ def health(desired: dict, details: dict) -> tuple[bool, str | None]:
             return False, f"application {want['name']} failed to deploy: {app.get('message')}"
         if status != "RUNNING":
             return False, None
-        for dep in (app.get("deployments") or {}).values():
-            if dep.get("status") != "HEALTHY" or running_replicas(dep) < (
-                dep.get("target_num_replicas") or 0
-            ):
-                return False, None
+        if not all(deployment_ready(dep) for dep in (app.get("deployments") or {}).values()):
+            return False, None
     return True, None
 
 
@@ -391,7 +395,7 @@ def application_problems(name: str, app: dict) -> list[str]:
         )
     for dname, dep in sorted((app.get("deployments") or {}).items()):
         running, target = running_replicas(dep), dep.get("target_num_replicas")
-        if dep.get("status") != "HEALTHY" or running < (target or 0):
+        if not deployment_ready(dep):
             message = (dep.get("message") or "").strip()
             out.append(
                 f"deployment {name}/{dname} is {dep.get('status')} with {running}/"

@@ -162,11 +162,10 @@ def run(module: AnsibleModule, api: Dashboard) -> None:
         module.exit_json(applications=summarize(current), **result)
 
     ok, failure, current = wait_healthy(api, desired, p["timeout"])
+    gid = grp.getgrnam(p["group"]).gr_gid if p["group"] else -1
     if ok:
-        if p["last_good_path"]:
-            gid = grp.getgrnam(p["group"]).gr_gid if p["group"] else -1
-            if write_json_atomic(p["last_good_path"], desired, 0o640, gid):
-                result["changed"] = True
+        if p["last_good_path"] and write_json_atomic(p["last_good_path"], desired, 0o640, gid):
+            result["changed"] = True
         module.exit_json(applications=summarize(current), **result)
 
     last_good = read_json(p["last_good_path"]) if p["last_good_path"] and p["rollback"] else None
@@ -182,7 +181,6 @@ def run(module: AnsibleModule, api: Dashboard) -> None:
     # The file on the host names what Serve is meant to run: the restored config, so a later
     # run that deploys the file without rendering it (upgrade.yml's health gate between
     # batches) does not send the failed one again. site.yml renders the inventory's anew.
-    gid = grp.getgrnam(p["group"]).gr_gid if p["group"] else -1
     write_json_atomic(p["config_path"], last_good, 0o640, gid)
     names = ", ".join(a["name"] for a in last_good.get("applications", []))
     outcome = (
