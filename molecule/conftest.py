@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import urllib.error
@@ -80,12 +81,19 @@ def peer(host, name: str):
     return host.get_host(f"ansible://{name}?ansible_inventory={inventory}")
 
 
-def run_playbook(host, path: str, *extra: str, check: bool = True, timeout: float = 1200):
+def run_playbook(
+    host,
+    path: str,
+    *extra: str,
+    check: bool = True,
+    timeout: float = 1200,
+    env: dict | None = None,
+):
     """Runs PATH (relative to the repository) with ansible-playbook against the inventory of
-    `host`, without colours; with CHECK, a failure fails the test with the end of its output.
-    Returns the subprocess.CompletedProcess."""
+    `host`, without colours and with ENV added to the environment; with CHECK, a failure
+    fails the test with the end of its output. Returns the subprocess.CompletedProcess."""
     cmd = ["ansible-playbook", "-i", host.backend.ansible_inventory, str(ROOT / path), *extra]
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true", **(env or {})}
     done = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env
     )
@@ -94,6 +102,49 @@ def run_playbook(host, path: str, *extra: str, check: bool = True, timeout: floa
             f"{' '.join(cmd)}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
         )
     return done
+
+
+class DiagnoseCheck(dict):
+    """One check of diagnose.yml's report: number, ok, name, detail (lines), fix (text)."""
+
+
+def diagnose(host, *extra: str) -> tuple[subprocess.CompletedProcess, dict[int, DiagnoseCheck]]:
+    """Runs playbooks/diagnose.yml against `host`'s inventory and returns its run and its
+    report, {check number: DiagnoseCheck}, read from the JSON callback (the report task's
+    lines, never re-wrapped by a terminal callback)."""
+    done = run_playbook(
+        host,
+        "playbooks/diagnose.yml",
+        *extra,
+        check=False,
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
+    )
+    # The JSON document starts on a line of its own (profile_tasks prints around it).
+    start = re.search(r"^\{$", done.stdout, re.M)
+    assert start, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    result, _ = json.JSONDecoder().raw_decode(done.stdout, start.start())
+    lines = next(
+        outcome["msg"]
+        for play in result["plays"]
+        for task in play["tasks"]
+        if task["task"]["name"] == "Diagnosis is reported"
+        for outcome in task["hosts"].values()
+        if "msg" in outcome
+    )
+    checks: dict[int, DiagnoseCheck] = {}
+    current = None
+    for line in lines[1:]:
+        head = re.match(r"(PASS|FAIL) (\d+)\. (.*)", line)
+        if head:
+            current = checks[int(head[2])] = DiagnoseCheck(
+                ok=head[1] == "PASS", name=head[3], detail=[], fix=""
+            )
+        elif line.startswith("   fix: "):
+            current["fix"] = line[len("   fix: ") :]
+        else:
+            current["detail"].append(line.strip())
+    assert len(checks) == 9, lines
+    return done, checks
 
 
 def smoke(ip: str, rayvars: dict, application: dict) -> tuple[int, object]:
