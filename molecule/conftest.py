@@ -123,14 +123,23 @@ def diagnose(host, *extra: str) -> tuple[subprocess.CompletedProcess, dict[int, 
     start = re.search(r"^\{$", done.stdout, re.M)
     assert start, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result, _ = json.JSONDecoder().raw_decode(done.stdout, start.start())
-    lines = next(
+    reports = [
         outcome["msg"]
         for play in result["plays"]
         for task in play["tasks"]
         if task["task"]["name"] == "Diagnosis is reported"
         for outcome in task["hosts"].values()
         if "msg" in outcome
-    )
+    ]
+    failed = {
+        f"{task['task']['name']} on {name}": outcome.get("msg")
+        for play in result["plays"]
+        for task in play["tasks"]
+        for name, outcome in task["hosts"].items()
+        if outcome.get("failed") or outcome.get("unreachable")
+    }
+    assert reports, f"diagnose.yml printed no report; failed: {failed}; {done.stderr[-3000:]}"
+    lines = reports[0]
     checks: dict[int, DiagnoseCheck] = {}
     current = None
     for line in lines[1:]:
