@@ -273,6 +273,16 @@ def host_in_both_groups(inv: dict, ctx: Context) -> None:
     group(inv, "ray_workers")["head"] = {}
 
 
+def not_root(inv: dict, ctx: Context) -> None:
+    """An operator account without become: here root acting as `nobody` through su."""
+    all_vars(inv).update(
+        ansible_become=True,
+        ansible_become_method="su",
+        ansible_become_user="nobody",
+        ansible_become_flags="-s /bin/sh",
+    )
+
+
 def duplicate_ports(inv: dict, ctx: Context) -> None:
     all_vars(inv).update(ray_dashboard_port=18265, ray_serve_http_port=18265)
 
@@ -470,6 +480,11 @@ BAD_CASES = [
     Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
     Case("two-heads", two_heads, "it has 2 (head, worker1)"),
     Case("host-in-both-groups", host_in_both_groups, "head in both 'ray_head' and 'ray_workers'"),
+    Case(
+        "not-root",
+        not_root,
+        "Ansible acts as nobody (uid 65534) on head, not root: rayforge installs packages",
+    ),
     Case(
         "duplicate-ports",
         duplicate_ports,
