@@ -14,6 +14,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -102,6 +103,16 @@ def run_playbook(
             f"{' '.join(cmd)}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
         )
     return done
+
+
+def wait_until(predicate, timeout: float = 180, step: float = 3) -> bool:
+    """Whether PREDICATE() became true within TIMEOUT seconds, asked every STEP seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
 
 
 class DiagnoseCheck(dict):

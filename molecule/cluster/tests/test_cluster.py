@@ -4,13 +4,12 @@ Runs once, from the head's point of view; the other hosts are reached through th
 Ansible inventory Molecule made.
 """
 
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import IP_CMD, diagnose, http, peer, run_playbook
+from conftest import IP_CMD, diagnose, http, peer, run_playbook, wait_until
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -54,15 +53,6 @@ def running_replicas(app):
         for r in d["replicas"]
         if r["state"] == "RUNNING"
     ]
-
-
-def wait_until(predicate, timeout=180, step=3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def test_every_host_is_an_alive_node(cluster, dashboard):

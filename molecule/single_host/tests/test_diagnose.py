@@ -15,9 +15,8 @@ polls; this scenario's inventory gives it a long interval
 from __future__ import annotations
 
 import json
-import time
 
-from conftest import diagnose, head_api_headers, http, run_playbook, smoke
+from conftest import diagnose, head_api_headers, http, run_playbook, smoke, wait_until
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -42,15 +41,6 @@ def running(url: str, headers: dict) -> dict | None:
     if status != 200 or not isinstance(body, dict):
         return None
     return {name: app["status"] for name, app in (body.get("applications") or {}).items()}
-
-
-def wait_for(predicate, timeout: float, step: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def test_diagnose_names_a_proxy_firewalled_from_the_controller(host, rayvars, node_ip):
@@ -111,7 +101,7 @@ def test_diagnose_follows_serve_shut_down_then_started_by_hand_and_restart_serve
     # Serve shut down (what `serve shutdown` does): the dashboard says "Serve not started".
     status, body = http(url, "DELETE", headers=headers, timeout=120)
     assert status == 200, body
-    assert wait_for(lambda: running(url, headers) == {}, 120)
+    assert wait_until(lambda: running(url, headers) == {}, 120)
     done, checks = diagnose(host)
     assert done.returncode == 0, done.stderr[-3000:]
     # Without Serve no proxy is expected anywhere: check 4 names the cause, not check 5.
@@ -127,7 +117,7 @@ def test_diagnose_follows_serve_shut_down_then_started_by_hand_and_restart_serve
     }
     status, body = http(url, "PUT", by_hand, headers=headers, timeout=60)
     assert status == 200, body
-    assert wait_for(lambda: (running(url, headers) or {}).get(kept["name"]) == "RUNNING", 180)
+    assert wait_until(lambda: (running(url, headers) or {}).get(kept["name"]) == "RUNNING", 180)
     done, checks = diagnose(host)
     assert done.returncode == 0, done.stderr[-3000:]
     assert {ENDPOINTS, APPS_LISTED} <= failing(checks), checks
