@@ -72,13 +72,16 @@ ensure_ansible() {
 
 python=$(command -v python3 || true)
 [ -n "$python" ] || die "python3 is needed"
+# The driver is the bench package (bench/__init__.py maps its modules), run from the
+# repository root (the cd above), like every path in this script.
+driver=("$python" -m bench)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
 
 case "$mode" in
     machine)
         ensure_wrk
-        exec "$python" bench/bench.py machine
+        exec "${driver[@]}" machine
         ;;
     serve)
         ensure_wrk
@@ -103,7 +106,7 @@ case "$mode" in
         fi
         echo
         cat "$out"
-        [ "$docs" = 1 ] && "$python" bench/bench.py docs "$out" --section serve
+        [ "$docs" = 1 ] && "${driver[@]}" docs "$out" --section serve
         [ "$rc" = 0 ] || die "the benchmark reported a problem (rc=$rc); see ${out%.md}.ansible.log"
         ;;
     provision)
@@ -121,10 +124,10 @@ case "$mode" in
             say "fresh wheelhouse cache: $PWD/bench/results/$stamp-wheelhouse (remove it when done)"
         fi
         rc=0
-        "$python" bench/bench.py provision -i "$inventory" --workers "$workers" --reruns "$reruns" --out "$out" \
+        "${driver[@]}" provision -i "$inventory" --workers "$workers" --reruns "$reruns" --out "$out" \
             "${cache_args[@]}" -- "${passthrough[@]}" || rc=$?
         [ -s "$out" ] || die "the provisioning benchmark failed (rc=$rc)"
-        [ "$docs" = 1 ] && "$python" bench/bench.py docs "$out" --section provision
+        [ "$docs" = 1 ] && "${driver[@]}" docs "$out" --section provision
         [ "$rc" = 0 ] || die "a rollout failed (rc=$rc); logs in ${out%.md}/"
         ;;
 esac
