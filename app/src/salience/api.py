@@ -38,7 +38,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -46,6 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from salience import __version__
+from salience.errors import add_error_handlers, error_response
 from salience.models import (
     AppSettings,
     ErrorResponse,
@@ -59,9 +59,6 @@ from salience.scoring import score_features
 SCORE_PATH = "/score/salience"
 HEALTH_PATH = "/healthz"
 
-# At most this many individual problems are spelled out in one error message.
-MAX_REPORTED_ERRORS = 5
-
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": description}
     for code, description in {
@@ -71,76 +68,6 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Invalid features (location named in the message), or too many items",
     }.items()
 }
-
-
-def error_response(
-    status_code: int, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """The one and only error body shape."""
-    return JSONResponse(
-        {"status": "error", "error": message}, status_code=status_code, headers=headers
-    )
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def format_location(loc: Sequence[int | str]) -> str:
-    """``("body", "features", 1, "task_risk")`` -> ``features[1].task_risk``."""
-    parts = list(loc)
-    if parts and parts[0] == "body":
-        parts = parts[1:]
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "body"
-
-
-def format_validation_errors(errors: Sequence[Any]) -> str:
-    """Human-readable, location-first summary of pydantic/FastAPI errors."""
-    messages = [f"{format_location(err.get('loc', ()))}: {err.get('msg')}" for err in errors]
-    if len(messages) > MAX_REPORTED_ERRORS:
-        extra = len(messages) - MAX_REPORTED_ERRORS
-        messages = [*messages[:MAX_REPORTED_ERRORS], f"... and {extra} more error(s)"]
-    return "; ".join(messages) or "invalid request"
-
-
-def _json_error(errors: Sequence[Any]) -> dict[str, Any] | None:
-    return next((err for err in errors if err.get("type") == "json_invalid"), None)
-
-
-async def _validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    bad_json = _json_error(errors)
-    if bad_json is not None:
-        loc = bad_json.get("loc", ())
-        position = f" at position {loc[1]}" if len(loc) > 1 else ""
-        detail = (bad_json.get("ctx") or {}).get("error") or bad_json.get("msg")
-        return error_response(400, f"body: invalid JSON{position}: {detail}")
-    return error_response(422, format_validation_errors(errors))
-
-
-async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
-        message = f"no route for {request.method} {request.url.path}"
-    elif exc.status_code == 405:
-        message = f"method {request.method} not allowed for {request.url.path}"
-    elif exc.status_code == 400 and exc.detail == "There was an error parsing the body":
-        # FastAPI's catch-all for bodies json.loads chokes on without a JSONDecodeError
-        # (e.g. nesting deeper than the recursion limit).
-        message = "body: could not be parsed as JSON"
-    else:
-        message = str(exc.detail)
-    return error_response(exc.status_code, message, headers=exc.headers)
-
-
-async def _unexpected_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(500, f"internal error: {type(exc).__name__}")
 
 
 # ---------------------------------------------------------------- body size limit
@@ -410,9 +337,7 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
-    app.add_exception_handler(Exception, _unexpected_error_handler)
+    add_error_handlers(app)
 
     scoring_router = APIRouter(route_class=FastJSONBodyRoute)
 
@@ -459,9 +384,6 @@ __all__ = [
     "SCORE_PATH",
     "BodySizeLimitMiddleware",
     "create_app",
-    "error_response",
-    "format_location",
-    "format_validation_errors",
     "is_json_content_type",
     "probe_app",
     "self_test",

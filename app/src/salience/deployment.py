@@ -27,7 +27,8 @@ from pydantic import ValidationError
 from ray import serve
 from ray.serve import Application
 
-from salience.api import create_app, format_validation_errors, probe_app
+from salience.api import create_app, probe_app
+from salience.errors import format_validation_errors
 from salience.models import AppSettings
 
 DEPLOYMENT_NAME = "SalienceScorer"
