@@ -41,10 +41,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope
 
 from salience import __version__
+from salience.body_limit import BodySizeLimitMiddleware
 from salience.errors import add_error_handlers, error_response
 from salience.models import (
     AppSettings,
@@ -68,87 +68,6 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Invalid features (location named in the message), or too many items",
     }.items()
 }
-
-
-# ---------------------------------------------------------------- body size limit
-
-
-class BodyTooLarge(StarletteHTTPException):
-    """Raised from ``receive`` once a streamed body passes the limit.
-
-    It is an HTTPException so that FastAPI's body reader re-raises it untouched and
-    the app's HTTPException handler renders it; the middleware catches it too in
-    case nothing else did.
-    """
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=f"body: request body exceeds {limit} bytes")
-
-
-class BodySizeLimitMiddleware:
-    """Pure-ASGI request body limit.
-
-    A declared ``Content-Length`` above the limit is rejected before reading any of
-    the body; otherwise (and for chunked bodies) bytes are counted as they stream in
-    and reading stops as soon as the limit is passed.
-    """
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        limit = self.max_body_bytes
-        declared = _content_length(scope)
-        if declared == -1:
-            await error_response(400, "Content-Length header is not a valid integer")(
-                scope, receive, send
-            )
-            return
-        if declared is not None and declared > limit:
-            await error_response(413, BodyTooLarge(limit).detail)(scope, receive, send)
-            return
-
-        received = 0
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge as exc:
-            if response_started:
-                raise
-            await error_response(413, exc.detail)(scope, receive, send)
-
-
-def _content_length(scope: Scope) -> int | None:
-    """Declared Content-Length; None if absent, -1 if malformed."""
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                return -1
-            return length if length >= 0 else -1
-    return None
 
 
 # ----------------------------------------------------------------- content type
@@ -382,7 +301,6 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
 __all__ = [
     "HEALTH_PATH",
     "SCORE_PATH",
-    "BodySizeLimitMiddleware",
     "create_app",
     "is_json_content_type",
     "probe_app",
