@@ -30,17 +30,13 @@ Unexpected exceptions become a 500 in the same shape (never seen for bad input).
 # a per-app request model held in a local variable, which FastAPI can only resolve if
 # annotations are evaluated eagerly.
 
-import functools
-import inspect
 import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope
 
 from salience import __version__
@@ -54,6 +50,7 @@ from salience.models import (
     ScoreResponse,
     request_model,
 )
+from salience.routing import FastJSONBodyRoute
 from salience.scoring import score_features
 
 SCORE_PATH = "/score/salience"
@@ -68,91 +65,6 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Invalid features (location named in the message), or too many items",
     }.items()
 }
-
-
-# ----------------------------------------------------------------- content type
-
-
-def is_json_content_type(value: str | None) -> bool:
-    if not value:
-        return False
-    media_type = value.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
-class JSONBodyRoute(APIRoute):
-    """Route class rejecting non-JSON bodies with 415 *before* FastAPI parses them.
-
-    (FastAPI's own handling of a wrong/missing Content-Type differs between
-    versions; doing it here keeps the behaviour identical wherever it runs.)
-    """
-
-    def get_route_handler(self) -> Any:
-        handler = super().get_route_handler()
-
-        async def handler_with_content_type_check(request: Request) -> Any:
-            content_type = request.headers.get("content-type")
-            if not is_json_content_type(content_type):
-                got = f"got {content_type!r}" if content_type else "no Content-Type header"
-                return error_response(415, f"Content-Type must be application/json ({got})")
-            return await handler(request)
-
-        return handler_with_content_type_check
-
-
-class FastJSONBodyRoute(JSONBodyRoute):
-    """:class:`JSONBodyRoute` validating the body in one pass with pydantic's JSON parser.
-
-    Applies when the endpoint takes the whole body as one pydantic model (``payload:
-    ScoreRequest``). FastAPI would ``json.loads`` the body and then validate the
-    resulting dicts, about 1.5 times the cost for large batches. FastAPI's handler
-    still does everything else (reading the body, deciding from the Content-Type whether
-    to parse it, dependencies, calling the endpoint): only the ``request.json()`` it
-    calls is replaced, by one returning the already validated model, which FastAPI's
-    validation then passes through as is. A body that fails this validation goes to the
-    original ``Request.json()`` (``json.loads``) and FastAPI's validation, so every error
-    (400/422, wording, positions) is FastAPI's, and what pydantic's JSON parser refuses
-    but ``json.loads`` accepts (a UTF-8 BOM, UTF-16/32 bodies) is still accepted.
-    """
-
-    def get_route_handler(self) -> Any:
-        handler = super().get_route_handler()
-        body_model = self._whole_body_model()
-        if body_model is None:
-            return handler
-
-        async def handler_with_validated_json(request: Request) -> Any:
-            # Shadows the method for this request only; FastAPI calls it when, and only
-            # when, it parses the body as JSON.
-            request.json = functools.partial(_validated_json, request, body_model)  # type: ignore[method-assign]
-            return await handler(request)
-
-        return handler_with_validated_json
-
-    def _whole_body_model(self) -> type[BaseModel] | None:
-        """The endpoint's pydantic model parameter if FastAPI validates the whole body
-        against it (one body parameter, not embedded); None otherwise."""
-        body_field = self.body_field
-        body_params = self.dependant.body_params
-        if body_field is None or len(body_params) != 1 or body_params[0] is not body_field:
-            return None  # no body, several body parameters, or an embedded one
-        param = inspect.signature(self.endpoint).parameters.get(body_field.name)
-        model = param.annotation if param is not None else None
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            return model
-        return None
-
-
-async def _validated_json(request: Request, model: type[BaseModel]) -> Any:
-    """Stand-in for ``request.json()``: the body validated as ``model`` by pydantic's JSON
-    parser, or, if that fails, whatever ``Request.json()`` returns or raises."""
-    body = await request.body()
-    try:
-        return model.model_validate_json(body)
-    except ValidationError:
-        return await Request.json(request)
 
 
 # -------------------------------------------------------------------- self test
@@ -302,7 +214,6 @@ __all__ = [
     "HEALTH_PATH",
     "SCORE_PATH",
     "create_app",
-    "is_json_content_type",
     "probe_app",
     "self_test",
 ]
