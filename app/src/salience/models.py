@@ -85,6 +85,8 @@ class ErrorResponse(BaseModel):
     error: str = Field(description="What is wrong and where, e.g. 'features[1].task_risk: ...'.")
 
 
+# Body of a 200 from ``GET /healthz``. No docstring on purpose: pydantic would publish it as
+# the schema's description in /openapi.json, which would change what clients see.
 class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
     model: str

@@ -30,8 +30,8 @@ from salience.errors import error_response
 def is_json_content_type(value: str | None) -> bool:
     """Whether a Content-Type header value announces JSON.
 
-    True for ``application/json`` and ``application/<anything>+json`` (RFC 6839
-    structured syntax suffix), case-insensitively and ignoring parameters such as
+    True for ``application/json`` and ``application/<anything>+json`` (e.g.
+    ``application/problem+json``), case-insensitively and ignoring parameters such as
     ``; charset=utf-8``; False for anything else, an empty value or None (no header).
     """
     if not value:
