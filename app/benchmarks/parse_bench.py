@@ -23,8 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from salience.api import SCORE_PATH, asgi_post, create_app
-from salience.models import request_model
+from salience.api import create_app
+from salience.models import SCORE_PATH, request_model
+from salience.probe import asgi_post
 from salience.scoring import score_features
 
 SIZES = (1, 1_000, 10_000)

@@ -11,8 +11,10 @@ from fastapi.testclient import TestClient
 
 import salience.api
 from conftest import SMALL, assert_error
-from salience.api import HEALTH_PATH, SCORE_PATH, JSONBodyRoute, asgi_post, create_app, probe_app
-from salience.models import AppSettings
+from salience.api import create_app
+from salience.models import HEALTH_PATH, SCORE_PATH, AppSettings
+from salience.probe import asgi_post, probe_app
+from salience.routing import JSONBodyRoute
 
 JSON = {"content-type": "application/json"}
 

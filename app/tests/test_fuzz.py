@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from salience.api import SCORE_PATH, JSONBodyRoute, create_app  # noqa: E402
-from salience.models import AppSettings  # noqa: E402
+from salience.api import create_app  # noqa: E402
+from salience.models import SCORE_PATH, AppSettings  # noqa: E402
+from salience.routing import JSONBodyRoute  # noqa: E402
 
 # Small limits so generated inputs regularly cross them.
 SETTINGS = AppSettings(max_items=5, max_body_bytes=16_384)

@@ -11,57 +11,57 @@ Routes
 
 Errors
 ------
-Every error is ``{"status": "error", "error": "<what is wrong and where>"}``:
+Every error is ``{"status": "error", "error": "<what is wrong and where>"}``
+(:mod:`salience.errors`):
 
-* 400 - body is not valid JSON (or not decodable), or a malformed Content-Length;
+* 400 - body is not valid JSON (or not decodable) (:mod:`salience.errors`), or a
+  malformed Content-Length (:mod:`salience.body_limit`);
 * 404 / 405 - unknown route / method not allowed (405 carries an ``Allow`` header);
 * 413 - body larger than ``max_body_bytes``; decided from Content-Length before the
-  body is read, or while streaming for chunked bodies (reading stops at the limit);
-* 415 - Content-Type is missing or not JSON (``application/json`` or ``*/*+json``);
+  body is read, or while streaming for chunked bodies (reading stops at the limit)
+  (:mod:`salience.body_limit`);
+* 415 - Content-Type is missing or not JSON (``application/json`` or ``*/*+json``)
+  (:mod:`salience.routing`);
 * 422 - schema violations, located like ``features[1].task_risk: ...``: missing or
   empty ``features``, unknown fields, non-numbers (bools/strings), NaN/Infinity,
-  values outside [0, 1], and **more than ``max_items`` features** (422, not 413:
-  the body fits the size limit, it is the content that is invalid).
+  values outside [0, 1] (:mod:`salience.models`), and **more than ``max_items``
+  features** (422, not 413: the body fits the size limit, it is the content that is
+  invalid).
 
 Unexpected exceptions become a 500 in the same shape (never seen for bad input).
+
+This module puts the pieces together: the routes, and :func:`create_app`. The paths are
+:data:`salience.models.SCORE_PATH` and :data:`salience.models.HEALTH_PATH`; the known
+request of the health check is in :mod:`salience.probe`.
 """
 
 # No `from __future__ import annotations` here: the scoring endpoint is annotated with
 # a per-app request model held in a local variable, which FastAPI can only resolve if
 # annotations are evaluated eagerly.
 
-import functools
-import inspect
-import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from salience import __version__
+from salience.body_limit import BodySizeLimitMiddleware
+from salience.errors import add_error_handlers, error_response
 from salience.models import (
+    HEALTH_PATH,
+    SCORE_PATH,
     AppSettings,
     ErrorResponse,
     HealthResponse,
-    ScoreRequest,
     ScoreResponse,
     request_model,
 )
+from salience.probe import self_test
+from salience.routing import FastJSONBodyRoute
 from salience.scoring import score_features
 
-SCORE_PATH = "/score/salience"
-HEALTH_PATH = "/healthz"
-
-# At most this many individual problems are spelled out in one error message.
-MAX_REPORTED_ERRORS = 5
-
+# The error answers of the scoring route, as documented in the OpenAPI document.
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": description}
     for code, description in {
@@ -73,329 +73,22 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(
-    status_code: int, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """The one and only error body shape."""
-    return JSONResponse(
-        {"status": "error", "error": message}, status_code=status_code, headers=headers
-    )
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def format_location(loc: Sequence[int | str]) -> str:
-    """``("body", "features", 1, "task_risk")`` -> ``features[1].task_risk``."""
-    parts = list(loc)
-    if parts and parts[0] == "body":
-        parts = parts[1:]
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "body"
-
-
-def format_validation_errors(errors: Sequence[Any]) -> str:
-    """Human-readable, location-first summary of pydantic/FastAPI errors."""
-    messages = [f"{format_location(err.get('loc', ()))}: {err.get('msg')}" for err in errors]
-    if len(messages) > MAX_REPORTED_ERRORS:
-        extra = len(messages) - MAX_REPORTED_ERRORS
-        messages = [*messages[:MAX_REPORTED_ERRORS], f"... and {extra} more error(s)"]
-    return "; ".join(messages) or "invalid request"
-
-
-def _json_error(errors: Sequence[Any]) -> dict[str, Any] | None:
-    return next((err for err in errors if err.get("type") == "json_invalid"), None)
-
-
-async def _validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    bad_json = _json_error(errors)
-    if bad_json is not None:
-        loc = bad_json.get("loc", ())
-        position = f" at position {loc[1]}" if len(loc) > 1 else ""
-        detail = (bad_json.get("ctx") or {}).get("error") or bad_json.get("msg")
-        return error_response(400, f"body: invalid JSON{position}: {detail}")
-    return error_response(422, format_validation_errors(errors))
-
-
-async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
-        message = f"no route for {request.method} {request.url.path}"
-    elif exc.status_code == 405:
-        message = f"method {request.method} not allowed for {request.url.path}"
-    elif exc.status_code == 400 and exc.detail == "There was an error parsing the body":
-        # FastAPI's catch-all for bodies json.loads chokes on without a JSONDecodeError
-        # (e.g. nesting deeper than the recursion limit).
-        message = "body: could not be parsed as JSON"
-    else:
-        message = str(exc.detail)
-    return error_response(exc.status_code, message, headers=exc.headers)
-
-
-async def _unexpected_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(500, f"internal error: {type(exc).__name__}")
-
-
-# ---------------------------------------------------------------- body size limit
-
-
-class BodyTooLarge(StarletteHTTPException):
-    """Raised from ``receive`` once a streamed body passes the limit.
-
-    It is an HTTPException so that FastAPI's body reader re-raises it untouched and
-    the app's HTTPException handler renders it; the middleware catches it too in
-    case nothing else did.
-    """
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=f"body: request body exceeds {limit} bytes")
-
-
-class BodySizeLimitMiddleware:
-    """Pure-ASGI request body limit.
-
-    A declared ``Content-Length`` above the limit is rejected before reading any of
-    the body; otherwise (and for chunked bodies) bytes are counted as they stream in
-    and reading stops as soon as the limit is passed.
-    """
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        limit = self.max_body_bytes
-        declared = _content_length(scope)
-        if declared == -1:
-            await error_response(400, "Content-Length header is not a valid integer")(
-                scope, receive, send
-            )
-            return
-        if declared is not None and declared > limit:
-            await error_response(413, BodyTooLarge(limit).detail)(scope, receive, send)
-            return
-
-        received = 0
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge as exc:
-            if response_started:
-                raise
-            await error_response(413, exc.detail)(scope, receive, send)
-
-
-def _content_length(scope: Scope) -> int | None:
-    """Declared Content-Length; None if absent, -1 if malformed."""
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                return -1
-            return length if length >= 0 else -1
-    return None
-
-
-# ----------------------------------------------------------------- content type
-
-
-def is_json_content_type(value: str | None) -> bool:
-    if not value:
-        return False
-    media_type = value.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
-
-
-class JSONBodyRoute(APIRoute):
-    """Route class rejecting non-JSON bodies with 415 *before* FastAPI parses them.
-
-    (FastAPI's own handling of a wrong/missing Content-Type differs between
-    versions; doing it here keeps the behaviour identical wherever it runs.)
-    """
-
-    def get_route_handler(self) -> Any:
-        handler = super().get_route_handler()
-
-        async def handler_with_content_type_check(request: Request) -> Any:
-            content_type = request.headers.get("content-type")
-            if not is_json_content_type(content_type):
-                got = f"got {content_type!r}" if content_type else "no Content-Type header"
-                return error_response(415, f"Content-Type must be application/json ({got})")
-            return await handler(request)
-
-        return handler_with_content_type_check
-
-
-class FastJSONBodyRoute(JSONBodyRoute):
-    """:class:`JSONBodyRoute` validating the body in one pass with pydantic's JSON parser.
-
-    Applies when the endpoint takes the whole body as one pydantic model (``payload:
-    ScoreRequest``). FastAPI would ``json.loads`` the body and then validate the
-    resulting dicts, about 1.5 times the cost for large batches. FastAPI's handler
-    still does everything else (reading the body, deciding from the Content-Type whether
-    to parse it, dependencies, calling the endpoint): only the ``request.json()`` it
-    calls is replaced, by one returning the already validated model, which FastAPI's
-    validation then passes through as is. A body that fails this validation goes to the
-    original ``Request.json()`` (``json.loads``) and FastAPI's validation, so every error
-    (400/422, wording, positions) is FastAPI's, and what pydantic's JSON parser refuses
-    but ``json.loads`` accepts (a UTF-8 BOM, UTF-16/32 bodies) is still accepted.
-    """
-
-    def get_route_handler(self) -> Any:
-        handler = super().get_route_handler()
-        body_model = self._whole_body_model()
-        if body_model is None:
-            return handler
-
-        async def handler_with_validated_json(request: Request) -> Any:
-            # Shadows the method for this request only; FastAPI calls it when, and only
-            # when, it parses the body as JSON.
-            request.json = functools.partial(_validated_json, request, body_model)  # type: ignore[method-assign]
-            return await handler(request)
-
-        return handler_with_validated_json
-
-    def _whole_body_model(self) -> type[BaseModel] | None:
-        """The endpoint's pydantic model parameter if FastAPI validates the whole body
-        against it (one body parameter, not embedded); None otherwise."""
-        body_field = self.body_field
-        body_params = self.dependant.body_params
-        if body_field is None or len(body_params) != 1 or body_params[0] is not body_field:
-            return None  # no body, several body parameters, or an embedded one
-        param = inspect.signature(self.endpoint).parameters.get(body_field.name)
-        model = param.annotation if param is not None else None
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            return model
-        return None
-
-
-async def _validated_json(request: Request, model: type[BaseModel]) -> Any:
-    """Stand-in for ``request.json()``: the body validated as ``model`` by pydantic's JSON
-    parser, or, if that fails, whatever ``Request.json()`` returns or raises."""
-    body = await request.body()
-    try:
-        return model.model_validate_json(body)
-    except ValidationError:
-        return await Request.json(request)
-
-
-# -------------------------------------------------------------------- self test
-
-_SELF_TEST_INPUT = {"features": [{"task_risk": 0.5, "failure_severity": 0.3}, {}]}
-_SELF_TEST_EXPECTED = (0.15, 0.25)
-
-
-def self_test() -> None:
-    """Validate + score a known request; raise ``RuntimeError`` if anything is off."""
-    try:
-        request = ScoreRequest.model_validate(_SELF_TEST_INPUT)
-        scores = score_features(request.features)
-    except Exception as exc:  # pragma: no cover - only on a broken install
-        raise RuntimeError(f"self-test failed: {type(exc).__name__}: {exc}") from exc
-    if len(scores) != len(_SELF_TEST_EXPECTED) or any(
-        abs(got - want) > 1e-9 for got, want in zip(scores, _SELF_TEST_EXPECTED, strict=True)
-    ):
-        raise RuntimeError(f"self-test failed: expected {_SELF_TEST_EXPECTED}, got {scores}")
-
-
-async def asgi_post(
-    app: ASGIApp,
-    path: str,
-    body: bytes,
-    headers: Sequence[tuple[bytes, bytes]] = (),
-    receive: Receive | None = None,
-) -> tuple[int, bytes]:
-    """POST ``body`` (JSON) to ``path`` of an ASGI app in-process; return status and body.
-
-    ``headers`` are added after Content-Type (and Content-Length unless ``receive`` is
-    given, which then supplies the body instead)."""
-    length = [] if receive is not None else [(b"content-length", str(len(body)).encode())]
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), *length, *headers],
-        "client": ("127.0.0.1", 0),
-        "server": ("127.0.0.1", 0),
-    }
-    request_sent = False
-    status = 0
-    chunks: list[bytes] = []
-
-    async def receive_body() -> Message:
-        nonlocal request_sent
-        if request_sent:
-            return {"type": "http.disconnect"}
-        request_sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive or receive_body, send)
-    return status, b"".join(chunks)
-
-
-async def probe_app(app: ASGIApp, path: str = SCORE_PATH) -> None:
-    """Send the self-test request through a full ASGI app (middleware, routing,
-    validation, scoring, serialisation) in-process; raise ``RuntimeError`` unless
-    the expected scores come back. Used by the Ray Serve replica health check."""
-    status, raw = await asgi_post(app, path, json.dumps(_SELF_TEST_INPUT).encode())
-    try:
-        scores = json.loads(raw)["scores"] if status == 200 else None
-    except (ValueError, KeyError, TypeError):
-        scores = None
-    if not isinstance(scores, list) or len(scores) != len(_SELF_TEST_EXPECTED):
-        raise RuntimeError(f"probe of POST {path} failed: HTTP {status}: {raw[:200]!r}")
-    if any(abs(got - want) > 1e-9 for got, want in zip(scores, _SELF_TEST_EXPECTED, strict=True)):
-        raise RuntimeError(f"probe of POST {path}: expected {_SELF_TEST_EXPECTED}, got {scores}")
-
-
-# ---------------------------------------------------------------------- the app
-
-
 def create_app(settings: AppSettings | None = None) -> FastAPI:
-    """Build the FastAPI app for ``settings`` (defaults if omitted)."""
+    """Build the FastAPI app for ``settings``.
+
+    Args:
+        settings: ``max_items`` (features per request, default 10000), ``max_body_bytes``
+            (default 2097152, i.e. 2 MiB) and ``model_name`` (default
+            ``"salience_scorer"``); see :class:`salience.models.AppSettings`. None means
+            all defaults.
+
+    Returns:
+        The app, with the body size limit (:class:`salience.body_limit.BodySizeLimitMiddleware`),
+        the error handlers (:func:`salience.errors.add_error_handlers`), ``POST
+        /score/salience`` (route class :class:`salience.routing.FastJSONBodyRoute`) and
+        ``GET /healthz`` (:func:`salience.probe.self_test`); ``settings`` is kept in
+        ``app.state.settings``.
+    """
     settings = settings or AppSettings()
     request_cls = request_model(settings.max_items)
     model_name = settings.model_name
@@ -410,9 +103,7 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
-    app.add_exception_handler(Exception, _unexpected_error_handler)
+    add_error_handlers(app)
 
     scoring_router = APIRouter(route_class=FastJSONBodyRoute)
 
@@ -454,15 +145,4 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
     return app
 
 
-__all__ = [
-    "HEALTH_PATH",
-    "SCORE_PATH",
-    "BodySizeLimitMiddleware",
-    "create_app",
-    "error_response",
-    "format_location",
-    "format_validation_errors",
-    "is_json_content_type",
-    "probe_app",
-    "self_test",
-]
+__all__ = ["create_app"]

@@ -1,5 +1,7 @@
 """Ray Serve wrapper around :func:`salience.api.create_app` (kept deliberately thin).
 
+The replica's health check is :func:`salience.probe.probe_app`.
+
 Serve config (rendered by Ansible)::
 
     applications:
@@ -27,8 +29,10 @@ from pydantic import ValidationError
 from ray import serve
 from ray.serve import Application
 
-from salience.api import create_app, format_validation_errors, probe_app
+from salience.api import create_app
+from salience.errors import format_validation_errors
 from salience.models import AppSettings
+from salience.probe import probe_app
 
 DEPLOYMENT_NAME = "SalienceScorer"
 IMPORT_PATH = "salience.deployment:app_builder"

@@ -1,4 +1,5 @@
-"""Pydantic v2 models: request/response bodies and the application settings.
+"""Pydantic v2 models: request/response bodies and the application settings, and the
+URL paths the bodies go to.
 
 Validation is deliberately strict: scores must be computed from real numbers, so
 booleans and numeric strings are rejected instead of being silently coerced, and
@@ -10,6 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+
+# The service's URL paths: the scoring endpoint takes a ScoreRequest and answers a
+# ScoreResponse; the health endpoint answers a HealthResponse. Kept here, with the bodies,
+# so the routes (salience.api) and the probe (salience.probe) share them.
+SCORE_PATH = "/score/salience"
+HEALTH_PATH = "/healthz"
 
 DEFAULT_MODEL_NAME = "salience_scorer"
 DEFAULT_MAX_ITEMS = 10_000
@@ -78,6 +85,8 @@ class ErrorResponse(BaseModel):
     error: str = Field(description="What is wrong and where, e.g. 'features[1].task_risk: ...'.")
 
 
+# Body of a 200 from ``GET /healthz``. No docstring on purpose: pydantic would publish it as
+# the schema's description in /openapi.json, which would change what clients see.
 class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
     model: str

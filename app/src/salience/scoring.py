@@ -12,6 +12,8 @@ from typing import Protocol
 
 
 class Features(Protocol):
+    """Anything with the two inputs of a score, each a float in [0, 1] (not checked here)."""
+
     @property
     def task_risk(self) -> float: ...
 
