@@ -71,9 +71,8 @@ class FastJSONBodyRoute(JSONBodyRoute):
 
     Applies when the endpoint takes the whole body as one pydantic model (``payload:
     ScoreRequest``); for any other endpoint it behaves as its parent. FastAPI would
-    ``json.loads`` the body and then validate the resulting dicts, about 1.5 times the
-    cost for large batches (15.5 against 10.1 ms per 10,000 items, measured in-process;
-    see "Large batches" in ``docs/benchmarks.md``). FastAPI's handler still does
+    ``json.loads`` the body and then validate the resulting dicts, measured slower for
+    large batches ("Large batches" in ``docs/benchmarks.md``). FastAPI's handler still does
     everything else (reading the body, deciding from the Content-Type whether to parse
     it, dependencies, calling the endpoint): only the ``request.json()`` it calls is
     replaced, by one returning the already validated model, which FastAPI's
