@@ -25,238 +25,52 @@ Cases that need more than a variable are made real on this one machine, loopback
   packets does. The preflight sees a listener (a running head) and probes it from the workers,
   whose connects time out.
 
-Argument validation (meta/argument_specs.yml) runs when the preflight play includes each role,
+Argument validation (meta/argument_specs.yml) runs as the preflight play imports each role,
 before the role's first task: a value of the wrong type (ray_gcs_port: abc) fails there, with
 Ansible's own message, so the preflight's "non-numeric port" assert only ever sees numbers.
 
-The runs start together, a few at a time (RAYFORGE_PREFLIGHT_JOBS, default 3), so the module
-takes about as long as its slowest runs rather than their sum. Each run's inventory, stdout and
-stderr stay in its pytest tmp directory. A guard (callback_plugins/preflight_guard.py) ends any
-bad-case run whose preflight passed before the next play could change this machine.
+The harness (inventory writers, the runner, the output readers) is preflight_support.py; the
+fixture that runs every selected case, a few at a time, is conftest.py's ``runs``. A guard
+(callback_plugins/preflight_guard.py) ends any bad-case run whose preflight passed before the
+next play could change this machine.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
-import socket
 import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-GUARD_DIR = Path(__file__).resolve().parent / "callback_plugins"
-NODES_BANNER = "Nodes - Ray and the apps are installed"
-PREFLIGHT_PLAY = "Preflight"
-JOBS = int(os.environ.get("RAYFORGE_PREFLIGHT_JOBS", "3"))
-RUN_TIMEOUT = 600
-MIB = 1024 * 1024
-# The interpreter the local "hosts" use: Debian's, as on a real node.
-SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-# The CPython minors the role supports, read from the role (never restated here).
-SUPPORTED_MINORS = tuple(
-    yaml.safe_load((REPO / "roles/ray/vars/main.yml").read_text())["_ray_supported_python_minors"]
+from preflight_support import (
+    FOREIGN_IP,
+    MIB,
+    NODES_BANNER,
+    PREFLIGHT_PLAY,
+    RAY_SETUP_TASKS,
+    SUPPORTED_MINORS,
+    SYSTEM_PYTHON,
+    Case,
+    Context,
+    all_vars,
+    answering_listener,
+    describe,
+    find_python,
+    group,
+    host,
+    interpreter_wrapper,
+    is_local_address,
+    normalise,
+    play_banners,
+    python_version,
+    recap,
+    shm_bytes,
+    task_banners,
+    unresponsive_listener,
+    unshare_works,
 )
-# TEST-NET-2 (RFC 5737): documentation only, never an address of this machine.
-FOREIGN_IP = "198.51.100.7"
-
-
-# --- What a case can ask of this machine ----------------------------------------------------
-
-
-def python_version(python: str) -> tuple[int, int, str] | None:
-    """(major, minor, full version) of an interpreter that runs, else None."""
-    try:
-        out = subprocess.run(
-            [
-                python,
-                "-c",
-                "import platform, sys; print(*sys.version_info[:2], platform.python_version())",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return int(out[0]), int(out[1]), out[2]
-
-
-def find_python(minors: tuple[int, ...]) -> str | None:
-    """A real CPython 3.<minor> binary on this machine (pyenv's or the system's), else None."""
-    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    for minor in minors:
-        candidates = sorted(pyenv.glob(f"3.{minor}.*/bin/python3.{minor}"), reverse=True)
-        candidates += [Path(f"/usr/bin/python3.{minor}"), Path(f"/usr/local/bin/python3.{minor}")]
-        for candidate in candidates:
-            version = python_version(str(candidate)) if candidate.exists() else None
-            if version and version[:2] == (3, minor):
-                return str(candidate)
-    return None
-
-
-def unshare_works(*flags: str) -> bool:
-    try:
-        return (
-            subprocess.run(["unshare", *flags, "true"], capture_output=True, timeout=30).returncode
-            == 0
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def is_local_address(ip: str) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((ip, 0))
-        except OSError:
-            return False
-    return True
-
-
-def shm_bytes() -> int:
-    stat = os.statvfs("/dev/shm")
-    return stat.f_blocks * stat.f_frsize
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct ports nothing listens on now (all held until every one is chosen)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-@contextlib.contextmanager
-def unresponsive_listener(ip: str, port: int) -> Iterator[None]:
-    """A listener whose accept queue is full: new connections time out (SYNs are dropped)."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((ip, port))
-    server.listen(0)
-    fillers = []
-    try:
-        for _ in range(3):
-            filler = socket.socket()
-            filler.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect((ip, port))
-            fillers.append(filler)
-        time.sleep(0.3)
-        with contextlib.suppress(TimeoutError, OSError), socket.create_connection((ip, port), 1):
-            raise RuntimeError(f"{ip}:{port} still accepts connections: cannot simulate a drop")
-        yield
-    finally:
-        for filler in fillers:
-            filler.close()
-        server.close()
-
-
-@contextlib.contextmanager
-def answering_listener(ip: str, port: int) -> Iterator[None]:
-    """A listener that accepts and closes every connection, like a running head's GCS port."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((ip, port))
-    server.listen(64)
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError, OSError):
-                conn, _ = server.accept()
-                conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
-
-
-# --- Inventories ----------------------------------------------------------------------------
-
-
-@dataclass
-class Context:
-    """What a case's edit gets: a directory of its own, its GCS port, and room for more."""
-
-    tmp: Path
-    gcs_port: int
-    stack: contextlib.ExitStack
-    values: dict[str, object] = field(default_factory=dict)
-    extra_args: list[str] = field(default_factory=list)
-    # Environment of ansible-playbook, over this process's.
-    env: dict[str, str] = field(default_factory=dict)
-
-
-def inventory(gcs_port: int, workers: int) -> dict:
-    """Head 127.0.0.1 and workers 127.0.0.2.., all this machine, with valid values."""
-    return {
-        "all": {
-            "vars": {
-                "ansible_connection": "local",
-                "ansible_python_interpreter": SYSTEM_PYTHON,
-                "ray_gcs_port": gcs_port,
-                # Small enough for any /dev/shm a machine running these tests has.
-                "ray_object_store_memory": 64 * MIB,
-            },
-            "children": {
-                "ray_head": {"hosts": {"head": {"ansible_host": "127.0.0.1"}}},
-                "ray_workers": {
-                    "hosts": {
-                        f"worker{n}": {"ansible_host": f"127.0.0.{n + 1}"}
-                        for n in range(1, workers + 1)
-                    }
-                },
-            },
-        }
-    }
-
-
-def all_vars(inv: dict) -> dict:
-    return inv["all"]["vars"]
-
-
-def group(inv: dict, name: str) -> dict:
-    return inv["all"]["children"][name]["hosts"]
-
-
-def host(inv: dict, name: str) -> dict:
-    for members in inv["all"]["children"].values():
-        if name in members["hosts"]:
-            return members["hosts"][name]
-    raise KeyError(name)
-
-
-def interpreter_wrapper(ctx: Context, name: str, script: str) -> str:
-    """An executable that stands in for python3 as a host's ansible_python_interpreter."""
-    path = ctx.tmp / name
-    path.write_text(f"#!/bin/sh\n{script}\n")
-    path.chmod(0o755)
-    return str(path)
-
 
 # --- The bad cases --------------------------------------------------------------------------
 
@@ -465,17 +279,6 @@ def wheelhouse_cache_under_a_file(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_node_wheelhouse_cache"] = ctx.values["cache"]
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    edit: Callable[[dict, Context], None]
-    # Substring of the output (whitespace-insensitive); {gcs_port} and Context.values fill it.
-    expect: str
-    workers: int = 1
-    # Good cases: a task banner that must not appear (a path the run must not take).
-    absent: str | None = None
-
-
 BAD_CASES = [
     Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
     Case("two-heads", two_heads, "it has 2 (head, worker1)"),
@@ -618,12 +421,14 @@ GOOD_CASES = [
         fresh_cluster,
         "TASK [ray : A stand-in listens on the head's GCS address",
         workers=2,
+        good=True,
     ),
     Case(
         "running-head",
         running_head,
         "TASK [ray : Each worker connects to the head's GCS address",
         absent="TASK [ray : A stand-in listens on the head's GCS address",
+        good=True,
     ),
     Case(
         "single-host",
@@ -631,118 +436,15 @@ GOOD_CASES = [
         "TASK [ray : Inventory has exactly one head",
         workers=0,
         absent="TASK [ray : Listeners on the head's GCS port are read",
+        good=True,
     ),
     Case(
         "wheelhouse-cache-missing",
         wheelhouse_cache_missing,
         "TASK [ray_node : Wheelhouse cache on the controller is a writable directory",
+        good=True,
     ),
 ]
-
-
-# --- Running the playbook -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    rc: int
-    stdout: str
-    stderr: str
-    seconds: float
-    values: dict[str, object]
-
-    @property
-    def output(self) -> str:
-        return self.stdout + "\n" + self.stderr
-
-
-def run_case(case: Case, tmp: Path, gcs_port: int, good: bool) -> Run:
-    """Builds the case's inventory and runs site.yml with it (good: --tags preflight)."""
-    with contextlib.ExitStack() as stack:
-        ctx = Context(tmp=tmp, gcs_port=gcs_port, stack=stack, values={"gcs_port": gcs_port})
-        inv = inventory(gcs_port, case.workers)
-        case.edit(inv, ctx)
-        inventory_path = tmp / "inventory.yml"
-        inventory_path.write_text(yaml.safe_dump(inv, sort_keys=False))
-        env = dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-            **ctx.env,
-        )
-        if not good:
-            env["ANSIBLE_CALLBACK_PLUGINS"] = str(GUARD_DIR)
-        command = ["ansible-playbook", "site.yml", "-i", str(inventory_path), *ctx.extra_args]
-        if good:
-            command += ["--tags", "preflight"]
-        start = time.monotonic()
-        proc = subprocess.run(
-            command,
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        seconds = time.monotonic() - start
-    (tmp / "stdout.txt").write_text(proc.stdout)
-    (tmp / "stderr.txt").write_text(proc.stderr)
-    return Run(proc.returncode, proc.stdout, proc.stderr, seconds, ctx.values)
-
-
-@pytest.fixture(scope="module")
-def runs(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict]:
-    """Every selected case's run, started together (JOBS at a time): case id -> Future[Run].
-
-    A case that skips (pytest.skip in its edit, in a worker thread) raises Skipped from
-    Future.result(), which skips its test.
-    """
-    selected = [
-        item.callspec.params["case"]
-        for item in request.session.items
-        if item.module is request.module
-        and "case" in getattr(getattr(item, "callspec", None), "params", {})
-    ]
-    ports = free_ports(len(selected))
-    with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        futures: dict[str, Future[Run]] = {
-            case.id: pool.submit(
-                run_case, case, tmp_path_factory.mktemp(case.id), port, case in GOOD_CASES
-            )
-            for case, port in zip(selected, ports, strict=True)
-        }
-        yield futures
-        for future in futures.values():
-            future.cancel()
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.split())
-
-
-def play_banners(stdout: str) -> list[str]:
-    return re.findall(r"^PLAY \[(.*)\] \**$", stdout, flags=re.MULTILINE)
-
-
-def recap(stdout: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP: host -> {ok, changed, unreachable, failed, ...}."""
-    _, _, tail = stdout.rpartition("PLAY RECAP")
-    hosts = {}
-    for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", tail, flags=re.MULTILINE):
-        hosts[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-    return hosts
-
-
-def describe(run: Run) -> str:
-    return (
-        f"exit {run.rc} after {run.seconds:.0f} s\n"
-        f"--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
-    )
 
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=lambda case: case.id)
@@ -781,3 +483,23 @@ def test_good_inventory_passes_preflight(case: Case, runs: dict) -> None:
         run
     )
     assert {name: counts["changed"] for name, counts in hosts.items()} == dict.fromkeys(hosts, 0)
+
+
+@pytest.mark.parametrize("case", GOOD_CASES, ids=lambda case: case.id)
+def test_every_check_runs_once(case: Case, runs: dict) -> None:
+    """A good run with --tags preflight goes through every play of site.yml: the Preflight
+    play runs each role's checks, and each role's main.yml in the later plays (its preflight
+    include is tagged preflight too) skips them, as they passed for the host in this run. So no
+    task banner repeats but those of the ray role's setup, which every play runs again, and
+    its argument validation."""
+    run = runs[case.id].result()
+    assert run.rc == 0, describe(run)
+    repeated = sorted(
+        name
+        for name, count in Counter(task_banners(run.stdout)).items()
+        if count > 1
+        and name not in RAY_SETUP_TASKS
+        and not name.startswith("ray : Validating arguments against arg spec 'main'")
+    )
+    assert repeated == [], describe(run)
+    assert "TASK [ray_node : Install method is usable]" in run.stdout, describe(run)

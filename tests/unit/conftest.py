@@ -95,6 +95,12 @@ def object_store_info() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def gcs_probe() -> ModuleType:
+    """roles/ray/library/ray_gcs_probe.py (the head's side of the preflight's GCS probe)."""
+    return load_file("ray_gcs_probe", REPO / "roles/ray/library/ray_gcs_probe.py")
+
+
+@pytest.fixture(scope="session")
 def reconciler(ray_dashboard: ModuleType) -> ModuleType:
     """roles/ray_serve/files/rayforge_serve_reconciler.py (``from ray_dashboard import ...``)."""
     return load_file(
