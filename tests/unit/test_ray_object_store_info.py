@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from unit_support import run_module
 
 MIB = 1024 * 1024
@@ -176,3 +177,19 @@ def test_module_without_a_unit_skips_a_raylet_of_another_shm(
     result = run_module(object_store_info, {"object_store_bytes": 1}, capsys)
     assert result["rc"] == 0, result
     assert (result["raylet"], result["fell_back"], result["fits"]) == ({}, False, True)
+
+
+def test_without_root_another_users_raylet_is_skipped_not_fatal(
+    object_store_info, capsys, monkeypatch
+):
+    """Run as a user other than root (the preflight then refuses the run, and must get that
+    far), a raylet of another user cannot be measured: it is named as unreadable, not a
+    failure; the module's own user's raylets are still measured."""
+    me = os.geteuid()
+    monkeypatch.setattr(object_store_info.os, "geteuid", lambda: me + 1)
+    with pytest.raises(PermissionError, match=f"runs as uid {me + 1}"):
+        object_store_info.measure(os.getpid(), "/dev/shm")
+    monkeypatch.setattr(object_store_info, "all_raylets", lambda: [os.getpid()])
+    result = run_module(object_store_info, {"object_store_bytes": 1}, capsys)
+    assert result["rc"] == 0, result
+    assert (result["raylet"], result["unreadable"], result["fits"]) == ({}, [os.getpid()], True)

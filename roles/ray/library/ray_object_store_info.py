@@ -53,6 +53,13 @@ shm:
       description: >-
         Bytes available to an unprivileged process (C(f_bavail)), Ray's own measure.
       type: int
+unreadable:
+  description: >-
+    Pids of raylets another user runs, which the module cannot read without root and so
+    does not count (empty as root).
+  type: list
+  elements: int
+  returned: always
 raylet:
   description: This host's raylet (of O(unit) when given); empty when none runs.
   type: dict
@@ -188,8 +195,13 @@ def measure(pid: int, shm_path: str, proc: str = "/proc") -> tuple[bool, int]:
     """(whether process PID uses this host's SHM_PATH, the bytes the files it holds open
     under SHM_PATH occupy there, each file once), read by a forked child that takes PID's
     user and group: root in a container lacks CAP_SYS_PTRACE, which reading another user's
-    descriptors takes. Raises OSError when it cannot be read."""
+    descriptors takes. Raises PermissionError without root for another user's process (it
+    cannot take that user), OSError when it cannot be read."""
     st = os.stat(f"{proc}/{pid}")
+    if os.geteuid() != 0 and st.st_uid != os.geteuid():
+        raise PermissionError(
+            f"process {pid} is uid {st.st_uid}'s, this module runs as uid {os.geteuid()}"
+        )
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's own coverage is not collected
@@ -286,9 +298,17 @@ def main() -> None:
     shm = {"path": p["shm_path"], "size_bytes": size, "available_bytes": available}
 
     raylet: dict = {}
+    unreadable: list[int] = []
     try:
         for pid in candidates(module):
-            ours, held = measure(pid, p["shm_path"])
+            try:
+                ours, held = measure(pid, p["shm_path"])
+            except PermissionError:
+                # Without root only the module user's own raylets can be read. Another user's
+                # is not counted (whether it is this host's is unknown): a run without root
+                # is refused by the preflight, which must still get to say so.
+                unreadable.append(pid)
+                continue
             if not ours:
                 continue  # a container's raylet, seen from the machine
             flags = raylet_flags(pid)
@@ -302,7 +322,9 @@ def main() -> None:
     except (OSError, ValueError) as err:
         module.fail_json(msg=f"cannot read this host's raylet: {err}")
     needed = p["object_store_bytes"] or raylet.get("object_store_bytes") or None
-    module.exit_json(changed=False, shm=shm, raylet=raylet, **verdict(shm, raylet, needed))
+    module.exit_json(
+        changed=False, shm=shm, raylet=raylet, unreadable=unreadable, **verdict(shm, raylet, needed)
+    )
 
 
 if __name__ == "__main__":
