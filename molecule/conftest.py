@@ -138,7 +138,7 @@ def diagnose(host, *extra: str) -> tuple[subprocess.CompletedProcess, dict[int, 
         outcome["msg"]
         for play in result["plays"]
         for task in play["tasks"]
-        if task["task"]["name"] == "Diagnosis is reported"
+        if task["task"]["name"].rpartition(" : ")[2] == "Diagnosis is reported"
         for outcome in task["hosts"].values()
         if "msg" in outcome
     ]
