@@ -33,6 +33,9 @@ import pytest
 from unit_support import RecordedDashboard
 
 REPO = Path(__file__).resolve().parents[2]
+# The benchmark driver is the package bench/ at the repository root (tests/unit/test_bench_*).
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 MODULE_UTILS = REPO / "roles" / "ray" / "module_utils"
 
 

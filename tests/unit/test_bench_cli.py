@@ -16,16 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.cli import build_parser
+from bench.docs import run_docs
+from bench.options import parse_ints
+from bench.provision import run_provision
+from bench.serve import Scenario, run_serve, scenarios
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.cli import build_parser  # noqa: E402
-from bench.docs import run_docs  # noqa: E402
-from bench.options import parse_ints  # noqa: E402
-from bench.provision import run_provision  # noqa: E402
-from bench.serve import Scenario, run_serve, scenarios  # noqa: E402
 
 
 def test_serve_defaults():

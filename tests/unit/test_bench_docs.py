@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from bench.docs import docs_body, replace_section, run_docs, section_markers
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.docs import docs_body, replace_section, run_docs, section_markers  # noqa: E402
 
 PAGE = """\
 # Benchmarks

@@ -8,16 +8,8 @@ task times gives zeros and no tasks.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.playbook import parse_playbook_log  # noqa: E402
+from bench.playbook import parse_playbook_log
 
 LOG = """\
 PLAY [Ray nodes] ***************************************************************

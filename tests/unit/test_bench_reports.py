@@ -12,17 +12,10 @@ second run is said so, and a re-run that changed something does not count for a 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.cells import (  # noqa: E402
+from bench.cells import (
     fmt_mb,
     fmt_ms,
     fmt_percent,
@@ -30,11 +23,11 @@ from bench.cells import (  # noqa: E402
     fmt_spread,
     fmt_times,
 )
-from bench.playbook import PlaybookRun  # noqa: E402
-from bench.provision_report import render_provision, role_of  # noqa: E402
-from bench.serve_report import render_serve, serve_config_summary, serve_targets  # noqa: E402
-from bench.stats import Summary, summarise_load  # noqa: E402
-from bench.wrk import WrkRun  # noqa: E402
+from bench.playbook import PlaybookRun
+from bench.provision_report import render_provision, role_of
+from bench.serve_report import render_serve, serve_config_summary, serve_targets
+from bench.stats import Summary, summarise_load
+from bench.wrk import WrkRun
 
 CONTROLLER = {
     "nproc": 2,

@@ -10,17 +10,9 @@ run is reported whenever there is one.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.playbook import PlaybookRun  # noqa: E402
-from bench.stats import (  # noqa: E402
+from bench.playbook import PlaybookRun
+from bench.stats import (
     median,
     median_run,
     pair_ratios,
@@ -28,7 +20,7 @@ from bench.stats import (  # noqa: E402
     summarise,
     summarise_load,
 )
-from bench.wrk import WrkRun  # noqa: E402
+from bench.wrk import WrkRun
 
 
 def wrk_run(target, rep, rps, p99_ms=None, **kwargs):

@@ -12,19 +12,15 @@ status and a refused connection, against a local HTTP server.
 from __future__ import annotations
 
 import json
-import sys
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from bench.answer_check import check_answer, request_body
+from bench.wrk import WrkRun, parse_wrk, wrk_duration_ms
 from unit_support import LocalHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.answer_check import check_answer, request_body  # noqa: E402
-from bench.wrk import WrkRun, parse_wrk, wrk_duration_ms  # noqa: E402
 
 WRK_OUTPUT = """\
 Running 10s test @ http://10.0.0.2:8000
