@@ -251,15 +251,19 @@ def http(
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """On a failed test, attach the Ray units' journal of the host under test."""
+    """On a failed test, attach the Ray units' journal of the host under test and, when the
+    test used load balancers (a `nodes` fixture with `balancer_hosts`), their HAProxy journal:
+    it logs every failed, cut or retried request with the node it went to."""
     outcome = yield
     report = outcome.get_result()
     if report.when != "call" or not report.failed:
         return
     host = item.funcargs.get("host")
-    if host is None:
-        return
-    for unit in UNITS:
+    for unit in UNITS if host is not None else ():
         out = host.run(f"journalctl -u {unit} -n 80 --no-pager")
         if out.stdout.strip() and "No entries" not in out.stdout:
             report.sections.append((f"journal {unit}", out.stdout))
+    nodes = item.funcargs.get("nodes")
+    for name, balancer in (nodes or {}).get("balancer_hosts", {}).items():
+        out = balancer.run("journalctl -u haproxy -n 60 --no-pager")
+        report.sections.append((f"journal haproxy on {name}", out.stdout))

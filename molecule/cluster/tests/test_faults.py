@@ -44,6 +44,7 @@ def nodes(host):
         "hosts": hosts,
         "ips": {name: h.check_output(IP_CMD) for name, h in hosts.items()},
         "balancers": {name: h.check_output(IP_CMD) for name, h in balancers.items()},
+        "balancer_hosts": balancers,
     }
 
 
