@@ -43,7 +43,7 @@ MIB = 1024 * 1024
 SYSTEM_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 # The CPython minors the role supports, read from the role (never restated here).
 SUPPORTED_MINORS = tuple(
-    yaml.safe_load((REPO / "roles/ray/vars/main.yml").read_text())["_ray_supported_python_minors"]
+    yaml.safe_load((REPO / "roles/ray/vars/main.yml").read_text())["ray_supported_python_minors"]
 )
 # TEST-NET-2 (RFC 5737): documentation only, never an address of this machine.
 FOREIGN_IP = "198.51.100.7"

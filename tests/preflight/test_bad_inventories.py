@@ -13,7 +13,7 @@ Cases that need more than a variable are made real on this one machine, loopback
 
 * Unsupported Python: an older CPython found here (pyenv's 3.8 or 3.9) is the worker's
   ansible_python_interpreter, so the facts report it. Where there is none, the run narrows
-  ``_ray_supported_python_minors`` (role vars: only an extra var overrides them) so that this
+  ``ray_supported_python_minors`` (role vars: only an extra var overrides them) so that this
   machine's Python is not in it: the same assert and message, reached by a different route.
 * Unsupported OS: the worker's interpreter runs in a private mount namespace (``unshare
   --mount``) where /etc/os-release describes AlmaLinux; the setup module reads it and reports
@@ -153,7 +153,7 @@ def unsupported_python(inv: dict, ctx: Context) -> None:
     else:  # no older CPython here: take this machine's out of the supported list instead
         version = python_version(SYSTEM_PYTHON)
         others = [minor for minor in SUPPORTED_MINORS if minor != version[1]]
-        ctx.extra_args += ["-e", json.dumps({"_ray_supported_python_minors": others})]
+        ctx.extra_args += ["-e", json.dumps({"ray_supported_python_minors": others})]
         ctx.values["python"] = version[2]
 
 
