@@ -119,6 +119,12 @@ def serve_gate() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def app_build() -> ModuleType:
+    """roles/ray_node/library/ray_node_app_wheels.py (the controller's app wheel build)."""
+    return load_file("ray_node_app_wheels", REPO / "roles/ray_node/library/ray_node_app_wheels.py")
+
+
+@pytest.fixture(scope="session")
 def rayforge_files() -> ModuleType:
     return load_file("rayforge_files", REPO / "roles/ray/library/rayforge_files.py")
 
