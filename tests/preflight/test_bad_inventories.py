@@ -479,9 +479,9 @@ def test_good_inventory_passes_preflight(case: Case, runs: dict) -> None:
     if case.absent:
         assert normalise(case.absent) not in normalise(run.stdout), describe(run)
     hosts = recap(run.stdout)
-    assert set(hosts) == {"head", *(f"worker{n}" for n in range(1, case.workers + 1))}, describe(
-        run
-    )
+    # localhost: the controller's own check (its ansible-core), before any host.
+    expected = {"localhost", "head", *(f"worker{n}" for n in range(1, case.workers + 1))}
+    assert set(hosts) == expected, describe(run)
     assert {name: counts["changed"] for name, counts in hosts.items()} == dict.fromkeys(hosts, 0)
 
 
