@@ -10,7 +10,7 @@ hosts that booted with them.
 
 import pytest
 
-from conftest import IP_CMD, http, peer
+from conftest import IP_CMD, http, peer, run_playbook
 
 testinfra_hosts = ["ansible://lab_load_balancer"]
 
@@ -181,3 +181,32 @@ def test_rules_are_loaded_on_hosts_that_rebooted(host, nodes, rayvars):
             rebooted.append(name)
             assert node.run(f"nft list table inet {rayvars['ray_firewall_table']}").rc == 0
     assert rebooted, "no host rebooted after its firewall was installed: nothing was proven"
+
+
+def test_preflight_admits_a_member_the_head_firewall_lacks(host, nodes, rayvars):
+    """A worker the head's firewall does not admit yet (a new worker, or addresses that moved):
+    the preflight in check mode fails naming this project's firewall as what drops it; run for
+    real, it adds the worker to the head's member set before the GCS probe, and passes."""
+    groups = host.ansible.get_variables()["groups"]
+    head = peer(host, groups["ray_head"][0])
+    ip = nodes[groups["ray_workers"][-1]]
+    members = f"inet {rayvars['ray_firewall_table']} members"
+    element = f"{members} '{{ {ip} }}'"
+    # The set merges neighbouring addresses into ranges, from which nft cannot delete one
+    # address: the set is written anew without the worker, in one transaction.
+    others = [a for a in nodes.values() if a != ip] + rayvars["ray_firewall_member_cidrs"]
+    head.run_test(
+        f"printf 'flush set %s\\nadd element %s {{ %s }}\\n' '{members}' '{members}' "
+        f"'{', '.join(others)}' | nft -f -"
+    )
+    try:
+        assert head.run(f"nft get element {element}").rc != 0
+        dry = run_playbook(host, "playbooks/preflight.yml", "--check", check=False)
+        out = " ".join(dry.stdout.split())
+        assert dry.returncode != 0, out[-4000:]
+        named = f"rayforge's own firewall on the head (its member set) does not admit {ip} yet"
+        assert named in out, out[-4000:]
+        run_playbook(host, "playbooks/preflight.yml")
+        assert head.run(f"nft get element {element}").rc == 0
+    finally:
+        head.run(f"nft add element {element}")
