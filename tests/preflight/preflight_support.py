@@ -336,6 +336,20 @@ RAY_SETUP_TASKS = frozenset(
     for path in ("main.yml", "auth_token.yml")
     for name in _task_names(yaml.safe_load((REPO / "roles/ray/tasks" / path).read_text()))
 )
+# The ray role's GPU check, included by the head's and by the workers' preflight, each for its
+# own hosts: its banners show once per node kind, never twice for a host.
+PER_NODE_KIND_TASKS = frozenset(
+    [
+        *(
+            f"ray : {name}"
+            for name in _task_names(
+                yaml.safe_load((REPO / "roles/ray/tasks/unit_gpus.yml").read_text())
+            )
+        ),
+        "ray : Validating arguments against arg spec 'unit_gpus' - "
+        "Find the GPU device nodes a Ray node's unit gets",
+    ]
+)
 
 
 def task_banners(stdout: str) -> list[str]:

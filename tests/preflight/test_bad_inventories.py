@@ -48,6 +48,7 @@ from preflight_support import (
     FOREIGN_IP,
     MIB,
     NODES_BANNER,
+    PER_NODE_KIND_TASKS,
     PREFLIGHT_PLAY,
     RAY_SETUP_TASKS,
     SUPPORTED_MINORS,
@@ -115,6 +116,12 @@ def port_in_worker_range(inv: dict, ctx: Context) -> None:
 
 def worker_range_reversed(inv: dict, ctx: Context) -> None:
     all_vars(inv).update(ray_min_worker_port=11000, ray_max_worker_port=10002)
+
+
+def gpus_without_a_gpu(inv: dict, ctx: Context) -> None:
+    if list(Path("/dev").glob("nvidia[0-9]*")):
+        pytest.skip("this machine has a GPU device: the worker would offer it")
+    host(inv, "worker1")["ray_worker_num_gpus"] = 1
 
 
 def throughput_optimized_without_haproxy(inv: dict, ctx: Context) -> None:
@@ -287,6 +294,11 @@ BAD_CASES = [
         "not-root",
         not_root,
         "Ansible acts as nobody (uid 65534) on head, not root: rayforge installs packages",
+    ),
+    Case(
+        "gpus-without-a-gpu",
+        gpus_without_a_gpu,
+        "worker1 is told to offer 1 GPU(s) (ray-worker), but has no GPU device",
     ),
     Case(
         "duplicate-ports",
@@ -499,6 +511,7 @@ def test_every_check_runs_once(case: Case, runs: dict) -> None:
         for name, count in Counter(task_banners(run.stdout)).items()
         if count > 1
         and name not in RAY_SETUP_TASKS
+        and name not in PER_NODE_KIND_TASKS
         and not name.startswith("ray : Validating arguments against arg spec 'main'")
     )
     assert repeated == [], describe(run)

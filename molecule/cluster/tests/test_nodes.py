@@ -100,3 +100,20 @@ def test_token_is_readable_by_ray_only(host, rayvars):
     token = host.file(f"{rayvars['ray_config_dir']}/auth_token")
     assert token.user == rayvars["ray_user"]
     assert token.mode == 0o600
+
+
+def test_gpu_devices_reach_the_unit_and_no_other_device(host, rayvars, role):
+    """A node told to offer GPUs (the scenario's stand-in device nodes, made at boot by
+    prepare.yml's tmpfiles rule as a driver would) finds them in its unit's private /dev; a
+    node that offers none finds none there; and no unit sees the other device every node's
+    /dev holds (the sandbox hides it)."""
+    unit = rayvars[f"ray_{role}_service_name"]
+    gpus = str(rayvars[f"ray_{role}_num_gpus"])
+    pid = host.check_output(f"systemctl show -p MainPID --value {unit}")
+    seen = set(host.check_output(f"nsenter -t {pid} -m ls /dev").split())
+    assert "rf-standin-other" in host.check_output("ls /dev").split()
+    assert "rf-standin-other" not in seen, seen
+    if gpus and float(gpus) > 0:
+        assert {"nvidia0", "nvidiactl"} <= seen, seen
+    else:
+        assert not {d for d in seen if d.startswith("nvidia")}, seen
