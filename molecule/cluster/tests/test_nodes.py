@@ -110,7 +110,11 @@ def test_gpu_devices_reach_the_unit_and_no_other_device(host, rayvars, role):
     unit = rayvars[f"ray_{role}_service_name"]
     gpus = str(rayvars[f"ray_{role}_num_gpus"])
     pid = host.check_output(f"systemctl show -p MainPID --value {unit}")
-    seen = set(host.check_output(f"nsenter -t {pid} -m ls /dev").split())
+    # The unit's /dev, through its main process's root: readable by the process's own user
+    # (root in a container may not trace another user's processes).
+    seen = set(
+        host.check_output(f"runuser -u {rayvars['ray_user']} -- ls /proc/{pid}/root/dev").split()
+    )
     assert "rf-standin-other" in host.check_output("ls /dev").split()
     assert "rf-standin-other" not in seen, seen
     if gpus and float(gpus) > 0:
