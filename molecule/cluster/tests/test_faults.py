@@ -102,8 +102,15 @@ def unit_active_at(node_host, unit: str, client: LoadClient) -> float | None:
 
 
 def wait_active(node_host, unit: str, timeout: float = 180) -> None:
+    """Waits until UNIT is active on NODE_HOST, through a boot: until sshd answers, the
+    connection fails (testinfra raises RuntimeError), which counts as not active yet."""
     deadline = time.monotonic() + timeout
-    while node_host.run(f"systemctl is-active {unit}").stdout.strip() != "active":
+    while True:
+        try:
+            if node_host.run(f"systemctl is-active {unit}").stdout.strip() == "active":
+                return
+        except RuntimeError:
+            pass
         assert time.monotonic() < deadline, f"{unit} not active after {timeout} s"
         time.sleep(1)
 
