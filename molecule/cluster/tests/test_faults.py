@@ -285,62 +285,6 @@ def test_firewall_reload_loses_nothing(nodes, targets, app, rayvars):
     assert all(r.failed == 0 for r in reports.values()), describe(reports)
 
 
-def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
-    host, nodes, targets, app, rayvars, dashboard
-):
-    """A worker's host is down (stopped, as for a repair). site.yml left without it
-    (--limit 'all:!<worker>') rolls a Serve config change out to the other nodes, which, with
-    the load balancer, lose nothing. Back up, one site.yml on the whole inventory brings it in
-    line: the config returns, and its port serves again."""
-    worker = nodes["workers"][-1]
-    changed = json.loads(json.dumps(rayvars["ray_serve_applications"]))
-    mine = next(a for a in changed if a["name"] == app["name"])
-    args = mine.setdefault("args", {})
-    args["max_items"] = args.get("max_items", 10000) - 1  # a change Serve rolls out
-    others = {name: url for name, url in targets.items() if name != worker}
-    subprocess.run(["docker", "stop", "--time", "120", worker], check=True, timeout=240)
-    run = {}
-    try:
-
-        def change(client):
-            run["done"] = run_playbook(
-                host,
-                "site.yml",
-                "--limit",
-                f"all:!{worker}",
-                "-e",
-                json.dumps({"ray_serve_applications": changed}),
-                check=False,
-            )
-
-        reports, _, _ = under_load(others, app, change, limit_s=60)
-    finally:
-        subprocess.run(["docker", "start", worker], check=True, timeout=120)
-    done = run["done"]
-    print(describe(reports))
-    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-    assert all(r.failed == 0 for r in reports.values()), describe(reports)
-    status, body = dashboard.get("/api/serve/applications/")
-    assert status == 200, body
-    deployed = body["applications"][app["name"]]["deployed_app_config"]
-    assert deployed["args"]["max_items"] == args["max_items"], deployed
-
-    # Back: the host boots (its Ray unit rejoins by itself); one site.yml on the whole
-    # inventory, under load, puts the config back and gives the host its proxy again.
-    wait_active(nodes["hosts"][worker], rayvars["ray_worker_service_name"])
-
-    def back(client):
-        run["back"] = run_playbook(host, "site.yml", check=False)
-
-    reports, _, _ = under_load(others, app, back, limit_s=60)
-    print(describe(reports))
-    assert run["back"].returncode == 0, run["back"].stdout[-6000:]
-    assert all(r.failed == 0 for r in reports.values()), describe(reports)
-    status, answer = http(targets[worker], method="POST", body=app["smoke_test"]["body"])
-    assert status == 200, answer
-    assert answer["scores"] == app["smoke_test"]["expect"]["scores"], answer
-
-
 # Replica states Serve routes requests to: RUNNING, and PENDING_MIGRATION (a replica on a
 # draining node, serving until its replacement elsewhere is RUNNING; Serve's
 # get_running_replica_infos hands both to the routers).
