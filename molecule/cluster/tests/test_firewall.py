@@ -72,6 +72,7 @@ def test_outsider_gets_answers_from_serve_on_every_node(host, nodes, rayvars):
         "ray_metrics_export_port",
         "ray_serve_haproxy_stats_port",
         "ray_serve_haproxy_metrics_port",
+        "prometheus_port",
     ],
 )
 def test_outsider_cannot_reach_a_listening_control_port(host, nodes, rayvars, port_var):
