@@ -106,6 +106,11 @@ def port_out_of_range(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_serve_http_port"] = 70000
 
 
+def removing_the_head(inv: dict, ctx: Context) -> None:
+    """remove-worker.yml's argument naming the head (site.yml checks it the same way)."""
+    ctx.extra_args += ["-e", json.dumps({"ray_removed_workers": ["head"]})]
+
+
 def port_not_numeric(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_serve_http_port"] = "8000/tcp"
 
@@ -309,6 +314,11 @@ BAD_CASES = [
         "port-out-of-range",
         port_out_of_range,
         "ray_serve_http_port=70000. Set each to a number between 1 and 65535",
+    ),
+    Case(
+        "removing-the-head",
+        removing_the_head,
+        "ray_removed_workers must list inventory names of group 'ray_workers'",
     ),
     Case("port-not-numeric", port_not_numeric, "argument 'ray_serve_http_port' is of type str"),
     Case(

@@ -13,6 +13,7 @@ upgrades the app to a new build).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shutil
@@ -76,15 +77,18 @@ def serving_steadily(client: LoadClient, names, since: float) -> bool:
     return True
 
 
-def under_load(targets, app, fault, limit_s: float):
+def under_load(targets, app, fault, limit_s: float, joining=()):
     """Runs FAULT (a callable taking the client, returning a dict of facts) under load; returns
     (reports since the fault, facts, the client). Waits until every node serves steadily or
-    LIMIT_S passes. facts["fault_at"] is when the fault started, on the client's clock."""
+    LIMIT_S passes. facts["fault_at"] is when the fault started, on the client's clock.
+    Targets named in JOINING need not serve before the fault (a node the fault adds)."""
     body = json.dumps(app["smoke_test"]["body"]).encode()
     with LoadClient(targets, body, max_seconds=LOAD_LIMIT_S) as client:
         time.sleep(BASELINE_S)
         base = report(list(client.samples))
-        assert all(r.failed == 0 and r.total > 0 for r in base.values()), describe(base)
+        assert all(
+            r.total > 0 and (r.failed == 0 or name in joining) for name, r in base.items()
+        ), describe(base)
         t_fault = client.now()
         facts = {"fault_at": t_fault, **(fault(client) or {})}
         deadline = time.monotonic() + limit_s
@@ -283,6 +287,84 @@ def test_firewall_reload_loses_nothing(nodes, targets, app, rayvars):
     reports, _, _ = under_load(targets, app, reload_all, limit_s=60)
     print(describe(reports))
     assert all(r.failed == 0 for r in reports.values()), describe(reports)
+
+
+def member_set_admits(node_host, table: str, ip: str) -> bool:
+    return node_host.run(f"nft get element inet {table} members '{{ {ip} }}'").rc == 0
+
+
+def test_removed_worker_loses_nothing_and_one_site_run_adds_it_back(
+    host, nodes, targets, app, rayvars, dashboard
+):
+    """remove-worker.yml takes a worker out under load: the other nodes and the load balancer
+    lose nothing; the worker's unit is stopped and disabled, no remaining node's firewall
+    admits it, Prometheus no longer scrapes it, and no replica runs on it. Then one site.yml
+    on the whole inventory adds it back (a worker joining a running cluster): the running
+    nodes lose nothing, and it serves within 120 s of the run's start."""
+    worker = nodes["workers"][-1]
+    ip = nodes["ips"][worker]
+    unit = rayvars["ray_worker_service_name"]
+    table = rayvars["ray_firewall_table"]
+    remaining = [name for name in nodes["hosts"] if name != worker]
+    others = {name: url for name, url in targets.items() if name != worker}
+    in_member_cidrs = any(
+        ipaddress.ip_address(ip) in ipaddress.ip_network(c, strict=False)
+        for c in rayvars["ray_firewall_member_cidrs"]
+    )
+    run = {}
+
+    def remove(client):
+        extra = json.dumps({"ray_removed_workers": [worker]})
+        run["remove"] = run_playbook(host, "playbooks/remove-worker.yml", "-e", extra, check=False)
+
+    def add_back(client):
+        run["back"] = run_playbook(host, "playbooks/site.yml", check=False)
+
+    try:
+        reports, _, _ = under_load(others, app, remove, limit_s=60)
+        print("removal:", describe(reports), sep="\n")
+        done = run["remove"]
+        assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+        assert all(r.failed == 0 for r in reports.values()), describe(reports)
+        gone = nodes["hosts"][worker]
+        assert gone.run(f"systemctl is-enabled {unit}").stdout.strip() == "disabled"
+        assert gone.run(f"systemctl is-active {unit}").stdout.strip() == "inactive"
+        if not in_member_cidrs:
+            for name in remaining:
+                assert not member_set_admits(nodes["hosts"][name], table, ip), name
+        groups = host.ansible.get_variables()["groups"]
+        monitor = (groups.get("monitoring") or groups["ray_head"])[0]
+        status, body = http(
+            f"http://{peer(host, monitor).check_output(IP_CMD)}:{rayvars['prometheus_port']}"
+            "/api/v1/targets"
+        )
+        assert status == 200, body
+        scraped = [t["labels"]["instance"] for t in body["data"]["activeTargets"]]
+        assert not [t for t in scraped if t.split(":")[0] == ip], scraped
+        status, body = dashboard.get("/api/serve/applications/")
+        assert status == 200, body
+        for name, state in body["applications"].items():
+            assert state["status"] == "RUNNING", (name, state["status"], state["message"])
+            for deployment in state["deployments"].values():
+                on_worker = [
+                    r
+                    for r in deployment["replicas"]
+                    if r.get("node_ip") == ip and r["state"] in SERVING_STATES
+                ]
+                assert not on_worker, (name, on_worker)
+    finally:
+        # Back in, whatever happened above: the tests after this one need all three nodes.
+        reports, _, _ = under_load(targets, app, add_back, limit_s=120, joining=(worker,))
+    print("added back:", describe(reports), sep="\n")
+    back = run["back"]
+    assert back.returncode == 0, f"{back.stdout[-6000:]}\n{back.stderr[-2000:]}"
+    for name, r in reports.items():
+        if name != worker:
+            assert r.failed == 0, describe(reports)
+    assert reports[worker].recovered_after is not None, describe(reports)
+    assert reports[worker].recovered_after <= 120, describe(reports)
+    for name in remaining:
+        assert in_member_cidrs or member_set_admits(nodes["hosts"][name], table, ip), name
 
 
 # Replica states Serve routes requests to: RUNNING, and PENDING_MIGRATION (a replica on a
