@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
-from conftest import head_dashboard, run_playbook, smoke
+from load_client import LoadClient, describe, report
+
+from conftest import head_api_headers, head_dashboard, http, run_playbook, smoke
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -98,6 +101,50 @@ def test_restart_serve_brings_fresh_replicas_that_answer(host, rayvars, dashboar
     assert not before & after, f"replicas survived the restart: {before & after}"
     status, body = smoke(node_ip, rayvars, application)
     assert status == 200, body
+
+
+ROTATION_LIMIT_S = 300  # the load client stops by itself after this, whatever happens
+ROTATION_STEADY_S = 6  # answering 2xx this long after the run counts as serving again
+
+
+def test_rotate_token_restarts_the_cluster_with_a_new_token_only(host, rayvars, node_ip):
+    """rotate-token.yml under load: the cluster runs with a new token and refuses the old
+    one; serving stops for the restart (Serve's port refuses connections: the node is
+    stopped or not routing yet; nothing else), and serves again after the run."""
+    old = head_api_headers(host, rayvars)
+    assert old, "token authentication is off in this scenario: nothing to rotate"
+    application = next(a for a in rayvars["ray_serve_applications"] if "smoke_test" in a)
+    test = application["smoke_test"]
+    prefix = application.get("route_prefix", "/").rstrip("/")
+    url = f"http://{node_ip}:{rayvars['ray_serve_http_port']}{prefix}{test['path']}"
+    body = json.dumps(test["body"]).encode()
+    with LoadClient({"head": url}, body, max_seconds=ROTATION_LIMIT_S) as client:
+        time.sleep(3)
+        start = client.now()
+        done = run_playbook(host, "playbooks/rotate-token.yml", check=False)
+        ran = client.now() - start
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            last = [s for s in list(client.samples) if s.sent >= client.now() - ROTATION_STEADY_S]
+            if last and all(s.outcome == "ok" for s in last):
+                break
+            time.sleep(1)
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+    seen = report(client.samples, since=start)["head"]
+    failed_at = [s.sent - start for s in client.samples if s.sent >= start and s.outcome != "ok"]
+    print(
+        f"rotate-token.yml ran {ran:.1f} s; {describe({'head': seen})}; "
+        f"first failure {min(failed_at, default=0):.1f} s after the start"
+    )
+    assert set(seen.outcomes) <= {"ok", "refused"}, describe({"head": seen})
+    assert seen.recovered_after is not None, describe({"head": seen})
+    assert seen.recovered_after <= ran + 30, describe({"head": seen})
+    new = head_api_headers(host, rayvars)
+    assert new != old
+    base = f"http://{node_ip}:{rayvars['ray_dashboard_port']}/api/serve/applications/"
+    assert http(base, headers=old)[0] in (401, 403)
+    status, answer = http(base, headers=new)
+    assert status == 200, answer
 
 
 def test_teardown_needs_confirmation_and_changes_nothing_without_it(host, rayvars):
