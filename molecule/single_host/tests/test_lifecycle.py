@@ -103,6 +103,26 @@ def test_restart_serve_brings_fresh_replicas_that_answer(host, rayvars, dashboar
     assert status == 200, body
 
 
+def test_rotating_to_the_running_token_is_refused_before_anything_stops(host, rayvars, node_ip):
+    """A vaulted ray_auth_token that is still the installed one: the run fails naming the fix,
+    and the cluster was not stopped."""
+    token = head_api_headers(host, rayvars)["Authorization"].split(" ", 1)[1]
+    done = run_playbook(
+        host,
+        "playbooks/rotate-token.yml",
+        "-e",
+        json.dumps({"ray_auth_token": token}),
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "is the token the cluster already runs with" in done.stdout, done.stdout[-3000:]
+    assert token not in done.stdout + done.stderr
+    assert host.service(rayvars["ray_head_service_name"]).is_running
+    application = next(a for a in rayvars["ray_serve_applications"] if "smoke_test" in a)
+    status, body = smoke(node_ip, rayvars, application)
+    assert status == 200, body
+
+
 ROTATION_LIMIT_S = 300  # the load client stops by itself after this, whatever happens
 ROTATION_STEADY_S = 6  # answering 2xx this long after the run counts as serving again
 
