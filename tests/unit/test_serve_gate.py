@@ -1,12 +1,17 @@
 """The Serve gate (roles/ray_firewall/files/rayforge_serve_gate.py) against a local HTTP server
 standing in for a node's Serve proxy, and its nftables transactions.
 
-Proves: ready() is true only when /-/healthz answers 200 and /-/routes lists a route; a
+Proves: ready() is true only when /-/healthz answers 200 and /-/routes lists a route, and every
+expected route when some are expected (it names the missing ones); a
 draining node (healthz 503 "This node is being drained.") is not ready, with Serve's words; a
 proxy without routes yet is not ready; nothing listening is not ready. nft_script() closes
 with one idempotent add and opens with an add then a delete in one transaction. The main loop
 closes the port at once, repeats closing while not ready (a firewall reload empties the set),
-opens once when ready, logs only changes, and retries after an nftables error.
+opens once when ready, logs only changes, and retries after an nftables error. A closed port
+waits for the routes of --routes-file (read at every poll while closed, never while open), for
+--route-wait seconds at most once some routes are there; a missing, damaged or malformed file
+expects nothing more than one route, and says why once. While the hold file exists the port
+stays closed without asking the proxy, with the file's first line as the reason.
 
 An answer cut short (a proxy dying mid-answer) is "not ready", not a crash.
 """
@@ -62,20 +67,20 @@ def proxy():
 
 def test_ready_when_healthy_with_routes(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml", "/extra": "extra"}))
-    assert serve_gate.ready(proxy.port) == (True, "routes /, /extra")
+    assert serve_gate.ready(proxy.port) == (True, "routes /, /extra", [])
     assert proxy.paths == ["/-/healthz", "/-/routes"]
 
 
 def test_draining_node_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/healthz"] = (503, DRAINING)
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml"}))
-    assert serve_gate.ready(proxy.port) == (False, f"/-/healthz answers 503 {DRAINING}")
+    assert serve_gate.ready(proxy.port, ["/"]) == (False, f"/-/healthz answers 503 {DRAINING}", [])
     assert proxy.paths == ["/-/healthz"]
 
 
 def test_no_route_yet_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, "{}")
-    assert serve_gate.ready(proxy.port) == (False, "no route yet")
+    assert serve_gate.ready(proxy.port, ["/"]) == (False, "no route yet", [])
 
 
 def test_routes_404_is_not_ready(serve_gate, proxy):
@@ -83,12 +88,13 @@ def test_routes_404_is_not_ready(serve_gate, proxy):
     assert serve_gate.ready(proxy.port) == (
         False,
         "/-/routes answers 404 Path '/-/routes' not found.",
+        [],
     )
 
 
 def test_nothing_listening_is_not_ready(serve_gate, closed_port):
-    ok, why = serve_gate.ready(closed_port)
-    assert ok is False
+    ok, why, missing = serve_gate.ready(closed_port)
+    assert (ok, missing) == (False, [])
     assert why.startswith("Serve's proxy does not answer (")
     assert "Connection refused" in why
 
@@ -96,9 +102,56 @@ def test_nothing_listening_is_not_ready(serve_gate, closed_port):
 def test_answer_cut_short_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml"}))
     proxy.truncated = True
-    ok, why = serve_gate.ready(proxy.port)
-    assert ok is False
+    ok, why, missing = serve_gate.ready(proxy.port)
+    assert (ok, missing) == (False, [])
     assert why.startswith("Serve's proxy does not answer")
+
+
+def test_expected_routes_that_are_there_are_ready(serve_gate, proxy):
+    proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml", "/echo": "echo"}))
+    assert serve_gate.ready(proxy.port, ["/echo", "/"]) == (True, "routes /, /echo", [])
+
+
+def test_an_expected_route_not_there_yet_is_named(serve_gate, proxy):
+    """The first application's route reached the proxy, the other's not yet: a request for it
+    would get Serve's 404."""
+    proxy.answers["/-/routes"] = (200, json.dumps({"/echo": "rayforge-echo"}))
+    assert serve_gate.ready(proxy.port, ["/", "/echo", "/ml"]) == (
+        False,
+        "routes /echo, waiting for /, /ml",
+        ["/", "/ml"],
+    )
+
+
+def test_expected_routes_read_from_the_file(serve_gate, tmp_path):
+    path = tmp_path / "serve-routes.json"
+    path.write_text('["/", "/echo"]\n')
+    assert serve_gate.expected_routes(str(path)) == (["/", "/echo"], "")
+
+
+@pytest.mark.parametrize("path", [None, "", "absent"])
+def test_no_path_or_no_file_expects_nothing_silently(serve_gate, tmp_path, path):
+    """No file: no deploy has finished on this node yet."""
+    given = str(tmp_path / "serve-routes.json") if path == "absent" else path
+    assert serve_gate.expected_routes(given) == ([], "")
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('["/"', "unreadable ("),
+        ('{"/": "app"}', "is not a JSON list of route prefixes"),
+        ('["/", 3]', "is not a JSON list of route prefixes"),
+    ],
+)
+def test_a_damaged_file_expects_nothing_and_says_why(serve_gate, tmp_path, content, why):
+    path = tmp_path / "serve-routes.json"
+    path.write_text(content)
+    routes, problem = serve_gate.expected_routes(str(path))
+    assert routes == []
+    assert problem.startswith(f"{path} ")
+    assert why in problem
+    assert problem.endswith("not waiting for its routes")
 
 
 def test_nft_script_close_adds_the_element(serve_gate):
@@ -118,19 +171,26 @@ class Stop(Exception):
     pass
 
 
-def run_main(serve_gate, monkeypatch, readiness, nft_errors=()):
-    """Runs main() for len(READINESS) polls; the set_gate calls (closed or not) it made."""
+def run_main(serve_gate, monkeypatch, readiness, nft_errors=(), extra_args=()):
+    """Runs main() for len(READINESS) polls, each True, False (draining) or a list of the
+    expected routes still missing; the set_gate calls (closed or not) it made and the routes
+    each poll expected. The clock advances by the interval at each sleep."""
     polls = iter(readiness)
     calls = []
+    expected_seen = []
     errors = list(nft_errors)
+    clock = [0.0]
 
-    def ready(port):
+    def ready(port, expected=()):
         assert port == 8000
         try:
-            ok = next(polls)
+            item = next(polls)
         except StopIteration:
             raise Stop from None
-        return ok, "routes /" if ok else DRAINING
+        expected_seen.append(list(expected))
+        if isinstance(item, list):
+            return False, f"routes /echo, waiting for {', '.join(item)}", item
+        return item, "routes /" if item else DRAINING, []
 
     def set_gate(table, port, closed):
         assert (table, port) == ("rayforge", 8000)
@@ -142,17 +202,22 @@ def run_main(serve_gate, monkeypatch, readiness, nft_errors=()):
         @staticmethod
         def sleep(seconds):
             assert seconds == 0.5
+            clock[0] += seconds
+
+        @staticmethod
+        def monotonic():
+            return clock[0]
 
     monkeypatch.setattr(serve_gate, "ready", ready)
     monkeypatch.setattr(serve_gate, "set_gate", set_gate)
     monkeypatch.setattr(serve_gate, "time", FakeTime)
     with pytest.raises(Stop):
-        serve_gate.main(["--port", "8000", "--table", "rayforge", "--interval", "0.5"])
-    return calls
+        serve_gate.main(["--port", "8000", "--table", "rayforge", "--interval", "0.5", *extra_args])
+    return calls, expected_seen
 
 
 def test_main_closes_repeatedly_opens_once_and_logs_changes(serve_gate, monkeypatch, capsys):
-    calls = run_main(serve_gate, monkeypatch, [False, False, True, True, False])
+    calls, _ = run_main(serve_gate, monkeypatch, [False, False, True, True, False])
     assert calls == [True, True, False, True]
     out = capsys.readouterr().out.splitlines()
     assert out == [
@@ -164,14 +229,119 @@ def test_main_closes_repeatedly_opens_once_and_logs_changes(serve_gate, monkeypa
 
 
 def test_main_retries_after_an_nft_error(serve_gate, monkeypatch, capsys):
-    calls = run_main(serve_gate, monkeypatch, [True, True, True], nft_errors=[True])
+    calls, _ = run_main(serve_gate, monkeypatch, [True, True, True], nft_errors=[True])
     assert calls == [False, False]  # the failed opening is tried again, then left alone
     out = capsys.readouterr().out
     assert "cannot open port 8000: Error: No such file" in out
     assert out.count("port 8000 open: routes /") == 1
 
 
-@pytest.mark.parametrize("bad", [["--port", "0"], ["--port", "8000", "--interval", "0"]])
+def test_main_opens_only_with_every_route_of_the_file_then_stops_reading_it(
+    serve_gate, monkeypatch, capsys, tmp_path
+):
+    """A full restart: the proxy routes /echo first, then / too; once open, a route missing
+    (an application a deploy removed) does not close the port."""
+    routes = tmp_path / "serve-routes.json"
+    routes.write_text('["/", "/echo"]\n')
+    calls, expected = run_main(
+        serve_gate,
+        monkeypatch,
+        [False, ["/"], ["/"], True, True],
+        extra_args=["--routes-file", str(routes), "--route-wait", "30"],
+    )
+    assert calls == [True, True, True, False]
+    assert expected == [["/", "/echo"]] * 4 + [[]]
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [f"port 8000 closed: {DRAINING}", "port 8000 open: routes /"]
+
+
+def test_main_opens_after_route_wait_without_the_missing_routes(
+    serve_gate, monkeypatch, capsys, tmp_path
+):
+    """An application that does not come back keeps the others offline --route-wait s at most."""
+    routes = tmp_path / "serve-routes.json"
+    routes.write_text('["/", "/echo"]\n')
+    calls, _ = run_main(
+        serve_gate,
+        monkeypatch,
+        [["/"], ["/"], ["/"], ["/"]],
+        extra_args=["--routes-file", str(routes), "--route-wait", "1"],
+    )
+    assert calls == [True, True, False]  # polls at 0, 0.5 s closed; at 1 s open; then left open
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [
+        "port 8000 closed: routes /echo, waiting for /",
+        "port 8000 open: routes /echo, waiting for /: opened after 1 s without them",
+    ]
+
+
+def test_held_by_names_the_hold_or_nothing(serve_gate, tmp_path):
+    hold = tmp_path / "serve-gate.hold"
+    assert serve_gate.held_by(None) == ""
+    assert serve_gate.held_by(str(hold)) == ""
+    hold.write_text("Serve is shut down\nmore\n")
+    assert serve_gate.held_by(str(hold)) == "held closed: Serve is shut down"
+    hold.write_text("")
+    assert serve_gate.held_by(str(hold)) == f"held closed: {hold}"
+
+
+def test_main_keeps_the_port_closed_while_held(serve_gate, monkeypatch, capsys, tmp_path):
+    """A shutdown holds the port closed before Serve goes away: the proxy, still healthy, is
+    not asked, and the port opens again once the hold is lifted."""
+    hold = tmp_path / "serve-gate.hold"
+    hold.write_text("Serve is shut down\n")
+    asked = []
+
+    def healthy(port, expected=()):
+        asked.append(port)
+        return True, "routes /", []
+
+    real_sleep = []
+
+    class FakeTime:
+        @staticmethod
+        def sleep(seconds):
+            real_sleep.append(seconds)
+            if len(real_sleep) == 2:
+                hold.unlink()
+            if len(real_sleep) == 4:
+                raise Stop
+
+    calls = []
+    monkeypatch.setattr(serve_gate, "ready", healthy)
+    monkeypatch.setattr(serve_gate, "set_gate", lambda table, port, closed: calls.append(closed))
+    monkeypatch.setattr(serve_gate, "time", FakeTime)
+    with pytest.raises(Stop):
+        serve_gate.main(["--port", "8000", "--table", "rayforge", "--hold-file", str(hold)])
+    assert calls == [True, True, False]
+    assert len(asked) == 2  # only once the hold was gone
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [
+        "port 8000 closed: held closed: Serve is shut down",
+        "port 8000 open: routes /",
+    ]
+
+
+def test_main_says_once_that_the_file_is_damaged(serve_gate, monkeypatch, capsys, tmp_path):
+    routes = tmp_path / "serve-routes.json"
+    routes.write_text("not json")
+    calls, expected = run_main(
+        serve_gate, monkeypatch, [False, False, True], extra_args=["--routes-file", str(routes)]
+    )
+    assert calls == [True, True, False]
+    assert expected == [[], [], []]
+    out = capsys.readouterr().out
+    assert out.count(f"{routes} unreadable (") == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--port", "0"],
+        ["--port", "8000", "--interval", "0"],
+        ["--port", "8000", "--route-wait", "-1"],
+    ],
+)
 def test_bad_arguments_exit_2(serve_gate, bad):
     with pytest.raises(SystemExit) as exited:
         serve_gate.main([*bad, "--table", "rayforge"])

@@ -10,9 +10,23 @@ table of rayforge-firewall). Every --interval seconds it asks the node's own Ser
 * ``GET /-/healthz`` must answer 200: Serve answers 503 while the node drains (``ray start
   --block`` got SIGTERM, so the replicas are moving elsewhere) and nothing while Ray is down;
 * ``GET /-/routes`` must answer 200 with at least one route: a proxy that has just started
-  answers every request with 404 until the route table reaches it.
+  answers every request with 404 until the route table reaches it;
+* to open a closed port, the routes must also include every route prefix of the last deploy
+  that became healthy (``--routes-file``, a JSON list the ray_serve role writes on every node
+  after each deploy). When the whole cluster restarts, Serve's controller deploys the
+  applications again one by one, and a proxy holding the first application's route answers
+  404 on the others' until theirs arrive. An application that does not come back must not
+  keep the others offline: after ``--route-wait`` seconds with some routes but not all, the
+  port opens anyway and the journal names the missing ones. An open port does not close for
+  a missing route (an application removed by a deploy, before the file says so).
 
-When both hold, the port is open; otherwise the port's number is an element of the table's
+* no hold file (``--hold-file``): the ray_serve role creates it on every node before it shuts
+  Serve down (stop, restart-serve, teardown, a token rotation) and removes it after the next
+  deploy became healthy, so the port refuses new connections before the applications and
+  proxies go away, instead of answering 404 or cutting requests in flight. It lives under
+  /run: a reboot clears it.
+
+When these hold, the port is open; otherwise the port's number is an element of the table's
 set ``serve_gate``, and the firewall rejects new connections to it with a TCP reset (a client
 sees "connection refused" and a load balancer tries another node), while connections already
 open finish. So a draining node stops taking requests before its replicas exit, and a
@@ -41,8 +55,45 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def ready(port: int) -> tuple[bool, str]:
-    """(the node can route requests, why not)."""
+def expected_routes(path: str | None) -> tuple[list[str], str]:
+    """(the route prefixes in the file at PATH, a problem with the file or "").
+
+    No path, or no file (no deploy has finished on this node yet): no route is expected beyond
+    the first. An unreadable file or one that is not a JSON list of strings expects none either,
+    and says why (the journal shows it), so a damaged file cannot keep the port closed."""
+    if not path:
+        return [], ""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            routes = json.load(handle)
+    except FileNotFoundError:
+        return [], ""
+    except (OSError, ValueError) as err:
+        return [], f"{path} unreadable ({err}): not waiting for its routes"
+    if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
+        return [], f"{path} is not a JSON list of route prefixes: not waiting for its routes"
+    return routes, ""
+
+
+def held_by(path: str | None) -> str:
+    """Why the port is held closed ("" when it is not): the hold file's first line, or its path."""
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline().strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as err:
+        return f"held closed by {path} ({err})"
+    return f"held closed: {first or path}"
+
+
+def ready(port: int, expected: list[str] | tuple[str, ...] = ()) -> tuple[bool, str, list[str]]:
+    """(the node can route requests, why (not), the EXPECTED route prefixes it lacks).
+
+    Not ready with a non-empty third item: the proxy is healthy and routes some prefixes, but
+    not yet those."""
     base = f"http://127.0.0.1:{port}"
     try:
         with urllib.request.urlopen(base + "/-/healthz", timeout=PROBE_TIMEOUT_S) as resp:
@@ -51,12 +102,19 @@ def ready(port: int) -> tuple[bool, str]:
             routes = json.loads(resp.read().decode() or "{}")
     except urllib.error.HTTPError as err:
         body = err.read().decode(errors="replace").strip()
-        return False, f"{err.url.removeprefix(base)} answers {err.code} {body[:80]}".strip()
+        return False, f"{err.url.removeprefix(base)} answers {err.code} {body[:80]}".strip(), []
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
-        return False, f"Serve's proxy does not answer ({getattr(err, 'reason', err)})"
+        return False, f"Serve's proxy does not answer ({getattr(err, 'reason', err)})", []
     if not isinstance(routes, dict) or not routes:
-        return False, "no route yet"
-    return True, f"routes {', '.join(sorted(routes))}"
+        return False, "no route yet", []
+    missing = sorted(set(expected) - set(routes))
+    if missing:
+        return (
+            False,
+            f"routes {', '.join(sorted(routes))}, waiting for {', '.join(missing)}",
+            missing,
+        )
+    return True, f"routes {', '.join(sorted(routes))}", []
 
 
 def nft_script(table: str, port: int, closed: bool) -> str:
@@ -82,14 +140,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True, help="Serve's HTTP port")
     parser.add_argument("--table", required=True, help="nftables table (family inet)")
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between probes")
+    parser.add_argument("--routes-file", help="JSON list of the route prefixes to wait for")
+    parser.add_argument("--hold-file", help="while this file exists, the port is closed")
+    parser.add_argument(
+        "--route-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the routes of --routes-file once the proxy routes some",
+    )
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536 or args.interval <= 0:
-        parser.error("--port must be a TCP port and --interval positive")
+    if not 0 < args.port < 65536 or args.interval <= 0 or args.route_wait < 0:
+        parser.error("--port must be a TCP port, --interval positive, --route-wait not negative")
 
     closed: bool | None = None  # unknown until the first change is made
+    missing_since: float | None = None  # when the proxy first routed some routes but not all
+    file_problem = ""
     log(f"gating port {args.port} in table inet {args.table} on Serve's readiness")
     while True:
-        ok, why = ready(args.port)
+        expected: list[str] = []
+        if closed is not False:  # only opening waits for the last deploy's routes
+            expected, problem = expected_routes(args.routes_file)
+            if problem and problem != file_problem:
+                log(problem)
+            file_problem = problem
+        held = held_by(args.hold_file)
+        ok, why, missing = (False, held, []) if held else ready(args.port, expected)
+        if not missing:
+            missing_since = None
+        elif missing_since is None:
+            missing_since = time.monotonic()
+        elif time.monotonic() - missing_since >= args.route_wait:
+            ok, why = True, f"{why}: opened after {args.route_wait:g} s without them"
         # Closing is repeated at every poll while not ready: a firewall reload in between
         # recreates the set empty, which would open the port.
         if closed is None or closed == ok or not ok:
