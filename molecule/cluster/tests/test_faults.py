@@ -293,6 +293,62 @@ def member_set_admits(node_host, table: str, ip: str) -> bool:
     return node_host.run(f"nft get element inet {table} members '{{ {ip} }}'").rc == 0
 
 
+def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
+    host, nodes, targets, app, rayvars, dashboard
+):
+    """A worker's host is down (stopped, as for a repair). site.yml left without it
+    (--limit 'all:!<worker>') rolls a Serve config change out to the other nodes, which, with
+    the load balancer, lose nothing. Back up, one site.yml on the whole inventory brings it in
+    line: the config returns, and its port serves again."""
+    worker = nodes["workers"][-1]
+    changed = json.loads(json.dumps(rayvars["ray_serve_applications"]))
+    mine = next(a for a in changed if a["name"] == app["name"])
+    args = mine.setdefault("args", {})
+    args["max_items"] = args.get("max_items", 10000) - 1  # a change Serve rolls out
+    others = {name: url for name, url in targets.items() if name != worker}
+    run = {}
+
+    def change(client):
+        run["change"] = run_playbook(
+            host,
+            "site.yml",
+            "--limit",
+            f"all:!{worker}",
+            "-e",
+            json.dumps({"ray_serve_applications": changed}),
+            check=False,
+        )
+
+    def back(client):
+        run["back"] = run_playbook(host, "site.yml", check=False)
+
+    subprocess.run(["docker", "stop", "--time", "120", worker], check=True, timeout=240)
+    try:
+        reports, _, _ = under_load(others, app, change, limit_s=60)
+        print("without the worker:", describe(reports), sep="\n")
+        status, body = dashboard.get("/api/serve/applications/")
+    finally:
+        # Back, whatever happened above: the host boots (its Ray unit rejoins by itself), and
+        # one site.yml on the whole inventory, under load, puts the inventory's config back
+        # and gives the host its proxy again; the tests after this one need all three nodes.
+        subprocess.run(["docker", "start", worker], check=True, timeout=120)
+        wait_active(nodes["hosts"][worker], rayvars["ray_worker_service_name"])
+        back_reports, _, _ = under_load(others, app, back, limit_s=60)
+    done = run["change"]
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+    assert all(r.failed == 0 for r in reports.values()), describe(reports)
+    assert status == 200, body
+    deployed = body["applications"][app["name"]]["deployed_app_config"]
+    assert deployed["args"]["max_items"] == args["max_items"], deployed
+
+    print("bringing it back:", describe(back_reports), sep="\n")
+    assert run["back"].returncode == 0, run["back"].stdout[-6000:]
+    assert all(r.failed == 0 for r in back_reports.values()), describe(back_reports)
+    status, answer = http(targets[worker], method="POST", body=app["smoke_test"]["body"])
+    assert status == 200, answer
+    assert answer["scores"] == app["smoke_test"]["expect"]["scores"], answer
+
+
 def test_removed_worker_loses_nothing_and_one_site_run_adds_it_back(
     host, nodes, targets, app, rayvars, dashboard
 ):
