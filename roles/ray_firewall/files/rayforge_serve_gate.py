@@ -18,8 +18,7 @@ table of rayforge-firewall). Every --interval seconds it asks the node's own Ser
   404 on the others' until theirs arrive. An application that does not come back must not
   keep the others offline: after ``--route-wait`` seconds with some routes but not all, the
   port opens anyway and the journal names the missing ones. An open port does not close for
-  a missing route (an application removed by a deploy, before the file says so).
-
+  a missing route (an application removed by a deploy, before the file says so);
 * no hold file (``--hold-file``): the ray_serve role creates it on every node before it shuts
   Serve down (stop, restart-serve, teardown, a token rotation) and removes it after the next
   deploy became healthy, so the port refuses new connections before the applications and
