@@ -31,6 +31,9 @@ testinfra_hosts = ["ansible://ray_head"]
 BASELINE_S = 3  # load before the fault, to see that every node served
 STEADY_S = 6  # every node answering 2xx this long counts as serving again
 LOAD_LIMIT_S = 420  # the load client stops by itself after this, whatever happens
+# The scenario's group of bare hosts that no play targets (molecule.yml): a test adds one to
+# ray_workers, as an operator adds a new machine.
+SPARE_GROUP = "spare_hosts"
 
 
 @pytest.fixture
@@ -58,10 +61,14 @@ def app(rayvars):
 @pytest.fixture
 def targets(nodes, rayvars, app):
     """Every node's Serve port and the load balancer's (which listens on the same port)."""
-    prefix = (app.get("route_prefix") or "/").rstrip("/")
-    path = prefix + app["smoke_test"]["path"]
     ips = {**nodes["ips"], **nodes["balancers"]}
-    return {name: f"http://{ip}:{rayvars['ray_serve_http_port']}{path}" for name, ip in ips.items()}
+    return {name: smoke_url(ip, rayvars, app) for name, ip in ips.items()}
+
+
+def smoke_url(ip: str, rayvars, app) -> str:
+    """The URL of APP's smoke-test request on the Serve port at IP."""
+    path = (app.get("route_prefix") or "/").rstrip("/") + app["smoke_test"]["path"]
+    return f"http://{ip}:{rayvars['ray_serve_http_port']}{path}"
 
 
 def serving_steadily(client: LoadClient, names, since: float) -> bool:
@@ -349,78 +356,84 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
     assert answer["scores"] == app["smoke_test"]["expect"]["scores"], answer
 
 
-def test_removed_worker_loses_nothing_and_one_site_run_adds_it_back(
-    host, nodes, targets, app, rayvars, dashboard
+def test_new_host_joins_under_load_and_remove_worker_takes_it_out(
+    host, nodes, targets, app, rayvars, dashboard, tmp_path
 ):
-    """remove-worker.yml takes a worker out under load: the other nodes and the load balancer
-    lose nothing; the worker's unit is stopped and disabled, no remaining node's firewall
-    admits it, Prometheus no longer scrapes it, and no replica runs on it. Then one site.yml
-    on the whole inventory adds it back (a worker joining a running cluster): the running
-    nodes lose nothing, and it serves within 120 s of the run's start."""
-    worker = nodes["workers"][-1]
-    ip = nodes["ips"][worker]
+    """A new host (the scenario's spare: a bare host, nothing of Ray on it) put in ray_workers
+    joins the running cluster with one site.yml on the whole inventory, under load: the running
+    nodes and the load balancer lose nothing, and it serves within 120 s of the run's start.
+    Then remove-worker.yml takes it out under load: they lose nothing again; its unit is
+    stopped and disabled, no remaining node's firewall admits it, Prometheus no longer scrapes
+    it, and no replica runs on it."""
+    groups = host.ansible.get_variables()["groups"]
+    new = groups[SPARE_GROUP][0]
+    new_host = peer(host, new)
+    ip = new_host.check_output(IP_CMD)
+    url = smoke_url(ip, rayvars, app)
     unit = rayvars["ray_worker_service_name"]
     table = rayvars["ray_firewall_table"]
-    remaining = [name for name in nodes["hosts"] if name != worker]
-    others = {name: url for name, url in targets.items() if name != worker}
+    # The operator's inventory change: the host listed in ray_workers (an inventory source
+    # after the scenario's own, so it adds to the group).
+    joined = tmp_path / "joined.yml"
+    joined.write_text(json.dumps({"ray_workers": {"hosts": {new: {}}}}))
+    inventory = ("-i", str(joined))
     in_member_cidrs = any(
         ipaddress.ip_address(ip) in ipaddress.ip_network(c, strict=False)
         for c in rayvars["ray_firewall_member_cidrs"]
     )
+    assert new_host.run(f"systemctl cat {unit}").rc != 0, f"{new} is not a new host"
     run = {}
 
+    def join(client):
+        run["join"] = run_playbook(host, "playbooks/site.yml", *inventory, check=False)
+
     def remove(client):
-        extra = json.dumps({"ray_removed_workers": [worker]})
-        run["remove"] = run_playbook(host, "playbooks/remove-worker.yml", "-e", extra, check=False)
-
-    def add_back(client):
-        run["back"] = run_playbook(host, "playbooks/site.yml", check=False)
-
-    try:
-        reports, _, _ = under_load(others, app, remove, limit_s=60)
-        print("removal:", describe(reports), sep="\n")
-        done = run["remove"]
-        assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-        assert all(r.failed == 0 for r in reports.values()), describe(reports)
-        gone = nodes["hosts"][worker]
-        assert gone.run(f"systemctl is-enabled {unit}").stdout.strip() == "disabled"
-        assert gone.run(f"systemctl is-active {unit}").stdout.strip() == "inactive"
-        if not in_member_cidrs:
-            for name in remaining:
-                assert not member_set_admits(nodes["hosts"][name], table, ip), name
-        groups = host.ansible.get_variables()["groups"]
-        monitor = (groups.get("monitoring") or groups["ray_head"])[0]
-        status, body = http(
-            f"http://{peer(host, monitor).check_output(IP_CMD)}:{rayvars['prometheus_port']}"
-            "/api/v1/targets"
+        extra = json.dumps({"ray_removed_workers": [new]})
+        run["remove"] = run_playbook(
+            host, "playbooks/remove-worker.yml", *inventory, "-e", extra, check=False
         )
-        assert status == 200, body
-        scraped = [t["labels"]["instance"] for t in body["data"]["activeTargets"]]
-        assert not [t for t in scraped if t.split(":")[0] == ip], scraped
-        status, body = dashboard.get("/api/serve/applications/")
-        assert status == 200, body
-        for name, state in body["applications"].items():
-            assert state["status"] == "RUNNING", (name, state["status"], state["message"])
-            for deployment in state["deployments"].values():
-                on_worker = [
-                    r
-                    for r in deployment["replicas"]
-                    if r.get("node_ip") == ip and r["state"] in SERVING_STATES
-                ]
-                assert not on_worker, (name, on_worker)
-    finally:
-        # Back in, whatever happened above: the tests after this one need all three nodes.
-        reports, _, _ = under_load(targets, app, add_back, limit_s=120, joining=(worker,))
-    print("added back:", describe(reports), sep="\n")
-    back = run["back"]
-    assert back.returncode == 0, f"{back.stdout[-6000:]}\n{back.stderr[-2000:]}"
+
+    reports, _, _ = under_load({**targets, new: url}, app, join, limit_s=120, joining=(new,))
+    print("joining:", describe(reports), sep="\n")
+    done = run["join"]
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
     for name, r in reports.items():
-        if name != worker:
+        if name != new:
             assert r.failed == 0, describe(reports)
-    assert reports[worker].recovered_after is not None, describe(reports)
-    assert reports[worker].recovered_after <= 120, describe(reports)
-    for name in remaining:
+    assert reports[new].recovered_after is not None, describe(reports)
+    assert reports[new].recovered_after <= 120, describe(reports)
+    for name in nodes["hosts"]:
         assert in_member_cidrs or member_set_admits(nodes["hosts"][name], table, ip), name
+
+    reports, _, _ = under_load(targets, app, remove, limit_s=60)
+    print("removal:", describe(reports), sep="\n")
+    done = run["remove"]
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+    assert all(r.failed == 0 for r in reports.values()), describe(reports)
+    assert new_host.run(f"systemctl is-enabled {unit}").stdout.strip() == "disabled"
+    assert new_host.run(f"systemctl is-active {unit}").stdout.strip() == "inactive"
+    if not in_member_cidrs:
+        for name in nodes["hosts"]:
+            assert not member_set_admits(nodes["hosts"][name], table, ip), name
+    monitor = (groups.get("monitoring") or groups["ray_head"])[0]
+    status, body = http(
+        f"http://{peer(host, monitor).check_output(IP_CMD)}:{rayvars['prometheus_port']}"
+        "/api/v1/targets"
+    )
+    assert status == 200, body
+    scraped = [t["labels"]["instance"] for t in body["data"]["activeTargets"]]
+    assert not [t for t in scraped if t.split(":")[0] == ip], scraped
+    status, body = dashboard.get("/api/serve/applications/")
+    assert status == 200, body
+    for name, state in body["applications"].items():
+        assert state["status"] == "RUNNING", (name, state["status"], state["message"])
+        for deployment in state["deployments"].values():
+            on_it = [
+                r
+                for r in deployment["replicas"]
+                if r.get("node_ip") == ip and r["state"] in SERVING_STATES
+            ]
+            assert not on_it, (name, on_it)
 
 
 # Replica states Serve routes requests to: RUNNING, and PENDING_MIGRATION (a replica on a
