@@ -11,8 +11,10 @@
 #                  tests/preflight (bad inventories); controller-tests: pytest tests/controller
 #                  (the wheelhouse cache, the README)
 #   6. molecule    destroy leftovers of an aborted run, then `molecule test -s NAME` for every
-#                  molecule/*/molecule.yml, sorted; a failure does not stop the others. A
-#                  scenario without a tests/test_*.py fails without running.
+#                  molecule/*/molecule.yml, in RAYFORGE_SCENARIO_JOBS lanes side by side (the
+#                  cluster scenario in one, the shorter ones after each other in the other;
+#                  each scenario's log printed whole when all have ended); a failure does not
+#                  stop the others. A scenario without a tests/test_*.py fails without running.
 # Each step has a time limit (killed with its children when it runs over) and its own log.
 # The summary table gives each step's result, seconds and tests; the closing line counts
 # tests: pytest's own counts where a step ran pytest (the app, the preflight cases, each
@@ -30,6 +32,9 @@
 #   RAYFORGE_STEP_TIMEOUT      seconds a step may take (default 900)
 #   RAYFORGE_SCENARIO_TIMEOUT  seconds one Molecule scenario may take (default 2100; the
 #                              cluster scenario, the longest, takes about 1,500 s)
+#   RAYFORGE_SCENARIO_JOBS     Molecule scenarios run side by side (default 2; 1 runs them one
+#                              after the other with their output live). The machine's cores
+#                              sit mostly idle while a scenario's tests wait on the cluster.
 #   RAYFORGE_TEST_LOGS         directory for the steps' logs (default: a new temporary one)
 #   RAYFORGE_CACHE             cache root for the venv and wheels (default ~/.cache/rayforge;
 #                              created when missing; CI gives each run an empty one)
@@ -40,6 +45,8 @@ cd "$root" || exit 1
 
 step_timeout=${RAYFORGE_STEP_TIMEOUT:-900}
 scenario_timeout=${RAYFORGE_SCENARIO_TIMEOUT:-2100}
+scenario_jobs=${RAYFORGE_SCENARIO_JOBS:-2}
+lane_pids=()
 
 if [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; then
     refused=()
@@ -150,6 +157,14 @@ step() {
     rc=$?
     step_limit=$step_timeout
     wait "$!" 2>/dev/null # tee has written the whole log
+    conclude "$name" "$rc" "$(elapsed "$start" "$(now)")" "$log" "$limit"
+    return "$rc"
+}
+
+# conclude NAME RC SECONDS LOG LIMIT: records a step that ended with exit status RC, with the
+# tests its LOG reports.
+conclude() {
+    local name=$1 rc=$2 secs=$3 log=$4 limit=$5 result tests
     case "$rc" in
         0) result=PASS ;;
         124 | 137) result="FAIL (timed out after ${limit}s)" ;;
@@ -162,9 +177,8 @@ step() {
         # pytest passed but the step failed (a converge, idempotence, a timeout): one failure.
         tests=$(echo "$tests" | awk '{ printf "%d %d %d", $1, $2 + 1, $3 }')
     fi
-    record "$name" "$result" "$(elapsed "$start" "$(now)")" "$tests"
-    echo "--- $name: $result in ${durations[-1]}s (tests passed/failed/skipped: ${tests// //})"
-    return "$rc"
+    record "$name" "$result" "$secs" "$tests"
+    echo "--- $name: $result in ${secs}s (tests passed/failed/skipped: ${tests// //})"
 }
 
 summary() {
@@ -187,6 +201,12 @@ summary() {
 }
 
 on_signal() {
+    # Scenario lanes still running end with this run (their timeouts' groups with them).
+    local pid
+    for pid in "${lane_pids[@]}"; do
+        pkill -TERM -P "$pid" 2>/dev/null
+        kill "$pid" 2>/dev/null
+    done
     record "(interrupted)" "FAIL (signal)" "-" "0 1 0"
     summary
     exit 130
@@ -275,6 +295,58 @@ molecule_failed() {
     echo "--- scenario $1 failed; Docker containers now:"
     docker ps -a --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}\t{{.Labels}}' || true
 }
+# Scenarios in lanes: up to $scenario_jobs lanes run side by side, each its scenarios one after
+# the other. A scenario goes to the lane with the fewest platforms so far (platforms stand for
+# its length: the cluster scenario has most and takes longest), so the short ones share a lane
+# beside it. Each scenario's output goes to its log while it runs; the logs are printed whole,
+# in name order, once every lane has ended, and recorded as steps.
+platform_count() { grep -c '^  - name:' "molecule/$1/molecule.yml"; }
+run_lanes() {
+    local name lane best i weight start rc secs log pids=() lanes=() weights=()
+    for ((i = 0; i < scenario_jobs; i++)); do
+        lanes+=("")
+        weights+=(0)
+    done
+    for name in "$@"; do
+        best=0
+        for ((i = 1; i < scenario_jobs; i++)); do
+            [ "${weights[$i]}" -lt "${weights[$best]}" ] && best=$i
+        done
+        weight=$(platform_count "$name")
+        weights[best]=$((weights[best] + weight))
+        lanes[best]="${lanes[$best]} $name"
+    done
+    banner "molecule: ${scenario_jobs} lanes side by side"
+    for lane in "${lanes[@]}"; do
+        [ -n "$lane" ] || continue
+        echo "lane:$lane"
+        (
+            for name in $lane; do
+                log="$logs/molecule_$name.log"
+                start=$(now)
+                {
+                    echo "+ molecule test -s $name"
+                    timeout --kill-after=30 "$scenario_timeout" molecule test -s "$name" </dev/null
+                    rc=$?
+                    [ "$rc" -eq 0 ] || molecule_failed "$name"
+                } >"$log" 2>&1
+                echo "$rc $(elapsed "$start" "$(now)")" >"$log.rc"
+                echo "--- molecule:$name ended (exit $rc) after $(cut -d' ' -f2 "$log.rc")s"
+            done
+        ) &
+        pids+=("$!")
+    done
+    lane_pids=("${pids[@]}")
+    wait "${pids[@]}"
+    lane_pids=()
+    for name in "$@"; do
+        log="$logs/molecule_$name.log"
+        banner "molecule:$name"
+        cat "$log" 2>/dev/null
+        read -r rc secs <"$log.rc" 2>/dev/null || { rc=1 secs=-; }
+        conclude "molecule:$name" "$rc" "$secs" "$log" "$scenario_timeout"
+    done
+}
 if [ "$skip_molecule" = 1 ]; then
     skip molecule "RAYFORGE_SKIP_MOLECULE=1"
 else
@@ -314,10 +386,14 @@ else
         done
         if [ "${#known[@]}" -gt 0 ]; then
             step molecule:cleanup cleanup "${known[@]}"
-            for name in "${known[@]}"; do
-                step --limit "$scenario_timeout" "molecule:$name" molecule test -s "$name" ||
-                    molecule_failed "$name"
-            done
+            if [ "$scenario_jobs" -le 1 ] || [ "${#known[@]}" -le 1 ]; then
+                for name in "${known[@]}"; do
+                    step --limit "$scenario_timeout" "molecule:$name" molecule test -s "$name" ||
+                        molecule_failed "$name"
+                done
+            else
+                run_lanes "${known[@]}"
+            fi
         fi
     fi
 fi
