@@ -18,8 +18,8 @@ description:
     (for example with C(lookup('template', ...))) and passed here.
   - >-
     Why a module of its own: the same tasks written with the built-in modules made a
-    no-change re-run of the 3-host lab about 16 s slower (52-55 s against 35-37 s, measured
-    side by side; docs/benchmarks.md, "Provisioning"). It lives in the ray role, which every
+    no-change re-run of the 3-host lab measurably slower, side by side (numbers in
+    docs/benchmarks.md, "Provisioning"). It lives in the ray role, which every
     rayforge role depends on, so every role finds it; tests/unit/test_rayforge_files.py runs it
     as Ansible does.
   - >-
