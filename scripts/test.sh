@@ -296,18 +296,20 @@ molecule_failed() {
     docker ps -a --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}\t{{.Labels}}' || true
 }
 # Scenarios in lanes: up to $scenario_jobs lanes run side by side, each its scenarios one after
-# the other. A scenario goes to the lane with the fewest platforms so far (platforms stand for
-# its length: the cluster scenario has most and takes longest), so the short ones share a lane
-# beside it. Each scenario's output goes to its log while it runs; the logs are printed whole,
+# the other. Scenarios are placed longest first, each in the lane with the fewest platforms so
+# far (platforms stand for length: the cluster scenario has most and takes longest), so the
+# short ones share a lane beside it. Each scenario's output goes to its log while it runs; the logs are printed whole,
 # in name order, once every lane has ended, and recorded as steps.
 platform_count() { grep -c '^  - name:' "molecule/$1/molecule.yml"; }
 run_lanes() {
-    local name lane best i weight start rc secs log pids=() lanes=() weights=()
+    local name lane best i weight start rc secs log lanes=() weights=()
     for ((i = 0; i < scenario_jobs; i++)); do
         lanes+=("")
         weights+=(0)
     done
-    for name in "$@"; do
+    # Longest first (most platforms), each to the lightest lane so far.
+    for name in $(for name in "$@"; do echo "$(platform_count "$name") $name"; done |
+        sort -k1,1nr -k2 | cut -d' ' -f2); do
         best=0
         for ((i = 1; i < scenario_jobs; i++)); do
             [ "${weights[$i]}" -lt "${weights[$best]}" ] && best=$i
@@ -330,14 +332,14 @@ run_lanes() {
                     rc=$?
                     [ "$rc" -eq 0 ] || molecule_failed "$name"
                 } >"$log" 2>&1
-                echo "$rc $(elapsed "$start" "$(now)")" >"$log.rc"
-                echo "--- molecule:$name ended (exit $rc) after $(cut -d' ' -f2 "$log.rc")s"
+                secs=$(elapsed "$start" "$(now)")
+                echo "$rc $secs" >"$log.rc"
+                echo "--- molecule:$name ended (exit $rc) after ${secs}s"
             done
         ) &
-        pids+=("$!")
+        lane_pids+=("$!")
     done
-    lane_pids=("${pids[@]}")
-    wait "${pids[@]}"
+    wait "${lane_pids[@]}"
     lane_pids=()
     for name in "$@"; do
         log="$logs/molecule_$name.log"
