@@ -19,8 +19,8 @@ case "$action" in
   up)
     ansible-playbook -i inventories/lab playbooks/lab.yml "$@"
     ansible-playbook -i inventories/lab site.yml "$@"
-    # The ports as the inventory sets them (Ray's default when it does not).
-    defaults="lookup('ansible.builtin.file', 'roles/ray/defaults/main.yml') | from_yaml"
+    # The ports as the inventory sets them (ray_serve's default when it does not).
+    defaults="lookup('ansible.builtin.file', 'roles/ray_serve/defaults/main.yml') | from_yaml"
     ports="{{ ray_serve_http_port | default(($defaults).ray_serve_http_port) }}"
     ports="$ports {{ lab_load_balancer_published_port }}"
     read -r port lb_port < <(ansible -i inventories/lab localhost -m ansible.builtin.debug \
