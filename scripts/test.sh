@@ -35,8 +35,9 @@
 #                              machine its idle Ray nodes keep busy; docs/benchmarks.md, "The
 #                              test run", has its time)
 #   RAYFORGE_SCENARIO_JOBS     Molecule scenarios run side by side (default 2; 1 runs them one
-#                              after the other with their output live). The machine's cores
-#                              sit mostly idle while a scenario's tests wait on the cluster.
+#                              after the other with their output live). Side by side, the
+#                              short scenarios end while the cluster scenario still runs, so
+#                              the run takes about as long as that one.
 #   RAYFORGE_TEST_LOGS         directory for the steps' logs (default: a new temporary one)
 #   RAYFORGE_CACHE             cache root for the venv and wheels (default ~/.cache/rayforge;
 #                              created when missing; CI gives each run an empty one)
