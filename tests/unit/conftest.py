@@ -13,8 +13,8 @@ The product files are loaded from their place in the roles, the way they run on 
   module object is registered as ``ansible.module_utils.ray_dashboard`` (the name Ansible's
   module payload gives it), so the Ansible modules, the reconciler and the client tests share
   one module and one patched POLL_S;
-* the Ansible modules, the reconciler, the Serve gate and tests/support/load_client.py are
-  loaded with importlib from their files.
+* the Ansible modules, the reconciler, the liveness watchdog, the Serve gate and
+  tests/support/load_client.py are loaded with importlib from their files.
 """
 
 from __future__ import annotations
@@ -109,6 +109,12 @@ def reconciler(ray_dashboard: ModuleType) -> ModuleType:
     return load_file(
         "rayforge_serve_reconciler", REPO / "roles/ray_serve/files/rayforge_serve_reconciler.py"
     )
+
+
+@pytest.fixture(scope="session")
+def liveness(ray_dashboard: ModuleType) -> ModuleType:
+    """roles/ray/files/rayforge_liveness.py (``from ray_dashboard import ...``)."""
+    return load_file("rayforge_liveness", REPO / "roles/ray/files/rayforge_liveness.py")
 
 
 @pytest.fixture(scope="session")

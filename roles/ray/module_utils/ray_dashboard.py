@@ -384,6 +384,52 @@ def proxy_expected(details: dict, is_head: bool, replica_apps: list[str]) -> boo
     return is_head or (location == "EveryNode" and bool(replica_apps))
 
 
+# What Serve shows of a node it drains (Ray's drain: a stopping node, `ray drain-node`): its
+# replicas wait PENDING_MIGRATION for replacements elsewhere, its proxy is DRAINING.
+DRAINING_REPLICA_STATES = ("PENDING_MIGRATION",)
+DRAINING_PROXY_STATES = ("DRAINING", "DRAINED")
+
+
+def draining_node_ids(details: dict) -> set[str]:
+    """Ids of the nodes Serve is draining: a replica PENDING_MIGRATION or a proxy DRAINING."""
+    out = {p["node_id"] for p in proxy_facts(details) if p["status"] in DRAINING_PROXY_STATES}
+    for app in (details.get("applications") or {}).values():
+        for dep in (app.get("deployments") or {}).values():
+            for replica in dep.get("replicas") or []:
+                if replica.get("state") in DRAINING_REPLICA_STATES and replica.get("node_id"):
+                    out.add(replica["node_id"])
+    return out
+
+
+def proxy_anchor_replicas(nodes_data: dict, details: dict | None) -> int:
+    """Replicas the proxy anchor should have now: one per node that can hold one, counted by
+    address (a restarted node's old record may read ALIVE for a moment beside its new one):
+    the ALIVE nodes, less those Serve is draining (DETAILS, when read). A draining node's
+    anchor replica cannot move (one per node), so it would hold the node until its drain
+    deadline; with the count lowered Serve stops it at once. 0 when no node is ALIVE."""
+    draining = draining_node_ids(details or {})
+    return len(
+        {
+            n["ip"]
+            for n in node_facts(nodes_data or {})
+            if n["state"] == "ALIVE" and n["node_id"] not in draining
+        }
+    )
+
+
+def with_anchor_replicas(desired: dict, application: str, replicas: int) -> dict:
+    """DESIRED with every deployment of APPLICATION (the proxy anchor) at REPLICAS replicas, in
+    the type the config had (the roles render it as text or as a number)."""
+    out = json.loads(json.dumps(desired))
+    for app in out.get("applications", []):
+        if app.get("name") != application:
+            continue
+        for dep in app.get("deployments") or []:
+            old = dep.get("num_replicas")
+            dep["num_replicas"] = str(replicas) if isinstance(old, str) else replicas
+    return out
+
+
 def application_problems(name: str, app: dict) -> list[str]:
     """What keeps one running application from being healthy, in Serve's words: its status
     when not RUNNING, each deployment not HEALTHY or short of its target replicas."""
@@ -434,11 +480,12 @@ def cluster_facts(
     Serve proxy's status, None without one) and ``proxy_expected``), ``serve`` (``running``,
     ``controller_node_ip``, ``proxy_location``, ``http_host``, ``http_port``), ``applications``
     (summarize(), each also with ``source``, who deployed it as Serve says, declarative or
-    imperative, and ``problems``), ``proxies`` (proxy_facts()), and ``healthy``
-    with its ``reasons``: every expected node ALIVE, Serve running, every application
-    RUNNING with each deployment HEALTHY and all target replicas RUNNING (and, with DESIRED,
-    exactly the desired applications with their config: health()), and a HEALTHY proxy on
-    every ALIVE node where Serve runs one. Healthy is true when there is no reason.
+    imperative, and ``problems``), ``proxies`` (proxy_facts()), ``proxy_anchor_replicas``
+    (proxy_anchor_replicas(), None without NODES_DATA), and ``healthy`` with its ``reasons``:
+    every expected node ALIVE, Serve running, every application RUNNING with each deployment
+    HEALTHY and all target replicas RUNNING (and, with DESIRED, exactly the desired
+    applications with their config: health()), and a HEALTHY proxy on every ALIVE node where
+    Serve runs one. Healthy is true when there is no reason.
     """
     reasons: list[str] = []
     serve_read = details is not None
@@ -493,6 +540,9 @@ def cluster_facts(
         "serve": serve,
         "applications": applications,
         "proxies": proxies,
+        "proxy_anchor_replicas": (
+            proxy_anchor_replicas(nodes_data, details) if nodes_data is not None else None
+        ),
         "healthy": not reasons,
         "reasons": reasons,
     }

@@ -15,7 +15,15 @@ returns to --interval once Serve runs the config again.
 
 Cases it covers: the head restarted without a persisted GCS (Serve's state was in memory), the
 GCS store was lost or is new (a disk swap), someone shut Serve down or deployed another config
-by hand. Exit status: 2 for bad arguments; otherwise it runs until stopped.
+by hand.
+
+The proxy anchor (--anchor-application: the route-less application with one replica per node,
+which keeps a Serve proxy on every node) follows the nodes alive now, not those alive at the
+last deploy: the config it holds Serve to has the anchor at proxy_anchor_replicas() (the ALIVE
+nodes less those Serve drains). A node that rejoins gets its replica, and with it its proxy,
+after --settle polls; a node Serve starts draining loses its replica at the next poll (no
+settling: it cannot move, and it would hold the node's drain until its deadline).
+Exit status: 2 for bad arguments; otherwise it runs until stopped.
 """
 
 from __future__ import annotations
@@ -35,7 +43,10 @@ from ray_dashboard import (
     apply,
     deploy_lock,
     differences,
+    draining_node_ids,
+    proxy_anchor_replicas,
     wait_healthy,
+    with_anchor_replicas,
 )
 
 OK, WAITING, FAILED = "ok", "waiting", "failed"
@@ -55,6 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--settle", type=int, default=3, help="polls a difference must last")
     parser.add_argument("--deploy-timeout", type=float, default=300.0, help="seconds to health")
     parser.add_argument("--max-backoff", type=float, default=300.0, help="longest wait, seconds")
+    parser.add_argument("--anchor-application", help="the proxy anchor application's name")
     parser.add_argument("--once", action="store_true", help="one poll (and action), then exit")
     args = parser.parse_args(argv)
     if args.interval <= 0 or args.settle < 1 or args.deploy_timeout <= 0:
@@ -83,6 +95,24 @@ class Reconciler:
         except FileNotFoundError:
             return None
 
+    def anchored(self, desired: dict, details: dict) -> tuple[dict, bool]:
+        """DESIRED with the proxy anchor at the nodes alive now, and whether that change is
+        urgent (a node Serve drains holds an anchor replica that cannot move)."""
+        name = self.args.anchor_application
+        if not name or not any(a.get("name") == name for a in desired.get("applications", [])):
+            return desired, False
+        replicas = proxy_anchor_replicas(self.dashboard.nodes(), details)
+        if replicas < 1:
+            return desired, False  # no node answers as ALIVE: not the moment to change it
+        anchor = (details.get("applications") or {}).get(name) or {}
+        held = {
+            r.get("node_id")
+            for dep in (anchor.get("deployments") or {}).values()
+            for r in dep.get("replicas") or []
+        }
+        urgent = bool(held & draining_node_ids(details))
+        return with_anchor_replicas(desired, name, replicas), urgent
+
     def step(self) -> str:
         """One poll: OK (Serve runs the config, or there is none yet), WAITING (a difference
         not yet settled, or a deploy under way) or FAILED (a re-apply did not become healthy)."""
@@ -90,6 +120,7 @@ class Reconciler:
         if desired is None:
             return OK  # no deploy has become healthy yet: nothing to restore
         details = self.dashboard.serve_details()
+        desired, urgent = self.anchored(desired, details)
         diffs = differences(desired, details)
         if not diffs:
             if self.seen:
@@ -97,7 +128,11 @@ class Reconciler:
             self.seen = 0
             return OK
         self.seen += 1
-        if self.seen < self.args.settle:
+        if urgent:
+            log(
+                f"a node Serve drains holds a proxy anchor replica: acting now ({'; '.join(diffs)})"
+            )
+        elif self.seen < self.args.settle:
             log(
                 f"Serve differs from {self.args.config} ({'; '.join(diffs)}): "
                 f"poll {self.seen} of {self.args.settle} before acting"
@@ -109,6 +144,7 @@ class Reconciler:
                 self.seen = 0
                 return WAITING
             details = self.dashboard.serve_details()
+            desired, _ = self.anchored(self.desired() or desired, details)
             diffs = apply(self.dashboard, desired, details, self.args.deploy_timeout)
             if not diffs:
                 self.seen = 0

@@ -1,0 +1,148 @@
+"""The proxy anchor follows the nodes alive now (ray_dashboard.proxy_anchor_replicas and the
+Serve reconciler's --anchor-application), against the recorded 3-node cluster.
+
+Proves: the count is the ALIVE nodes by address, less a node Serve drains (a replica
+PENDING_MIGRATION or a proxy DRAINING) and less a DEAD one; the config keeps the type it had;
+a node that rejoined after a deploy made without it gets its anchor replica back after --settle
+polls, with no PUT before; a node Serve starts draining loses its anchor replica at the first
+poll (no settling), so its drain is not held until the deadline; a config without the anchor,
+or no ALIVE node, changes nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from unit_support import API, NODES, recorded
+
+ANCHOR = "rayforge-proxy-anchor"
+
+
+def anchor_of(config: dict) -> dict:
+    return next(a for a in config["applications"] if a["name"] == ANCHOR)
+
+
+def draining(details: dict, ip: str) -> dict:
+    """DETAILS with the node at IP drained as Serve shows it: its replicas PENDING_MIGRATION."""
+    for app in details["applications"].values():
+        for dep in app["deployments"].values():
+            for replica in dep["replicas"]:
+                if replica["node_ip"] == ip:
+                    replica["state"] = "PENDING_MIGRATION"
+    return details
+
+
+def test_count_is_the_alive_nodes_less_draining_and_dead_ones(ray_dashboard):
+    nodes = recorded("cluster_healthy_nodes")["data"]
+    serve = recorded("cluster_healthy_serve")
+    assert ray_dashboard.proxy_anchor_replicas(nodes, serve) == 3
+    assert ray_dashboard.proxy_anchor_replicas(nodes, None) == 3
+    assert ray_dashboard.proxy_anchor_replicas(nodes, draining(serve, "172.18.0.4")) == 2
+    proxy_drains = recorded("cluster_healthy_serve")
+    node_id = next(iter(proxy_drains["proxies"]))
+    proxy_drains["proxies"][node_id]["status"] = "DRAINING"
+    assert ray_dashboard.draining_node_ids(proxy_drains) == {node_id}
+    assert ray_dashboard.proxy_anchor_replicas(nodes, proxy_drains) == 2
+    stopped = recorded("cluster_worker_stopped_nodes")["data"]
+    assert ray_dashboard.proxy_anchor_replicas(stopped, serve) == 2
+    assert ray_dashboard.proxy_anchor_replicas({}, serve) == 0
+
+
+def test_cluster_facts_carry_the_count_the_role_renders(ray_dashboard):
+    facts = ray_dashboard.cluster_facts(
+        recorded("cluster_healthy_nodes")["data"], recorded("cluster_healthy_serve")
+    )
+    assert facts["proxy_anchor_replicas"] == 3
+    assert (
+        ray_dashboard.cluster_facts(None, recorded("cluster_healthy_serve"))[
+            "proxy_anchor_replicas"
+        ]
+        is None
+    )
+
+
+@pytest.mark.parametrize("old", [3, "3"], ids=["number", "text"])
+def test_with_anchor_replicas_keeps_the_type_and_the_rest(ray_dashboard, old):
+    config = recorded("cluster_serve_config")
+    anchor_of(config)["deployments"][0]["num_replicas"] = old
+    out = ray_dashboard.with_anchor_replicas(config, ANCHOR, 2)
+    assert anchor_of(out)["deployments"][0]["num_replicas"] == type(old)(2)
+    assert anchor_of(config)["deployments"][0]["num_replicas"] == old  # a copy
+    assert out["applications"][0] == config["applications"][0]
+
+
+@pytest.fixture
+def anchored_reconciler(reconciler, ray_dashboard, dashboard_stub, tmp_path):
+    config = tmp_path / "serve-config.last-good.json"
+
+    def make(last_good: dict, *extra: str):
+        ray_dashboard.write_json_atomic(str(config), last_good)
+        argv = [
+            f"--dashboard-url={dashboard_stub.url}",
+            f"--config={config}",
+            f"--lock={tmp_path / 'serve-deploy.lock'}",
+            "--settle=3",
+            "--deploy-timeout=5",
+            *extra,
+        ]
+        return reconciler.Reconciler(reconciler.parse_args(argv))
+
+    return make
+
+
+def deployed(last_good: dict, anchor_replicas: int) -> dict:
+    """The recorded healthy Serve, running LAST_GOOD with the anchor at ANCHOR_REPLICAS."""
+    serve = recorded("cluster_healthy_serve")
+    anchor_of(last_good)["deployments"][0]["num_replicas"] = anchor_replicas
+    for app in last_good["applications"]:
+        serve["applications"][app["name"]]["deployed_app_config"] = app
+    return serve
+
+
+def test_a_node_that_rejoined_gets_its_anchor_replica_after_settle_polls(
+    anchored_reconciler, dashboard_stub, capsys
+):
+    # The last deploy ran while one node was down: the anchor was rendered for 2 nodes.
+    last_good = recorded("cluster_serve_config")
+    anchor_of(last_good)["deployments"][0]["num_replicas"] = 2
+    dashboard_stub.serve(deployed(recorded("cluster_serve_config"), 2))
+    dashboard_stub.answer(NODES, recorded("cluster_healthy_nodes"))  # the node is back
+    rec = anchored_reconciler(last_good, f"--anchor-application={ANCHOR}")
+
+    assert [rec.step(), rec.step()] == ["waiting", "waiting"]
+    assert dashboard_stub.bodies("PUT") == []
+    assert rec.step() == "ok"
+    [put] = dashboard_stub.bodies("PUT")
+    assert anchor_of(put)["deployments"][0]["num_replicas"] == 3
+    assert put["applications"][0] == last_good["applications"][0]  # the rest as it was
+    assert "application rayforge-proxy-anchor changed" in capsys.readouterr().out
+
+
+def test_a_draining_node_loses_its_anchor_replica_at_the_first_poll(
+    anchored_reconciler, dashboard_stub, capsys
+):
+    last_good = recorded("cluster_serve_config")
+    dashboard_stub.serve(draining(deployed(recorded("cluster_serve_config"), 3), "172.18.0.4"))
+    dashboard_stub.answer(NODES, recorded("cluster_healthy_nodes"))  # still ALIVE while it drains
+    rec = anchored_reconciler(last_good, f"--anchor-application={ANCHOR}")
+
+    assert rec.step() == "ok"
+    [put] = dashboard_stub.bodies("PUT")
+    assert anchor_of(put)["deployments"][0]["num_replicas"] == 2
+    assert "a node Serve drains holds a proxy anchor replica: acting now" in capsys.readouterr().out
+
+
+def test_without_the_option_or_an_alive_node_the_anchor_is_left_as_deployed(
+    anchored_reconciler, dashboard_stub
+):
+    last_good = recorded("cluster_serve_config")
+    dashboard_stub.serve(deployed(recorded("cluster_serve_config"), 3))
+    dashboard_stub.answer(NODES, recorded("cluster_worker_stopped_nodes"))
+    plain = anchored_reconciler(last_good)
+    assert [plain.step() for _ in range(4)] == ["ok"] * 4
+    assert ("GET", NODES) not in dashboard_stub.calls()  # not even asked
+
+    dashboard_stub.answer(NODES, {"result": True, "msg": "", "data": {"summary": []}})
+    nobody = anchored_reconciler(last_good, f"--anchor-application={ANCHOR}")
+    assert [nobody.step() for _ in range(4)] == ["ok"] * 4
+    assert dashboard_stub.bodies("PUT") == []
+    assert ("GET", API) in dashboard_stub.calls()
