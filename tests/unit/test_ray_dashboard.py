@@ -11,6 +11,20 @@ on time, and that the deploy lock and the atomic JSON write do what the reconcil
 role rely on.
 
 An answer cut short (a dashboard dying mid-answer) is a DashboardError like any other failure.
+
+Two answers are built, not recorded: each is serve_running_healthy.json with one application
+edited, in the shape Ray 2.60 gives it, to prove one check of health() on its own.
+
+* serve_deploying_app_not_built.json: seedcore-ml DEPLOYING with ``"deployments": {}``,
+  ``deployment_topology`` and ``docs_path`` null (as Serve lists an application whose build
+  task has not finished; the recorded serve_deploy_failed_import.json has the same empty
+  shape), its ``deployed_app_config`` still the lab config's; the other application as
+  recorded.
+* serve_running_deployment_unhealthy.json: seedcore-ml RUNNING, its SalienceScorer UNHEALTHY
+  (``status_trigger`` HEALTH_CHECK_FAILED, with Ray 2.60's message for it) while both of its
+  target replicas are RUNNING. Ray 2.60 derives an application's status from its deployments'
+  in the same control loop, so it should report that application UNHEALTHY too; the answer
+  proves health() does not rely on that.
 """
 
 from __future__ import annotations
@@ -115,6 +129,43 @@ def test_replica_not_running_is_not_healthy(ray_dashboard):
     dep = details["applications"]["seedcore-ml"]["deployments"]["SalienceScorer"]
     dep["replicas"][0]["state"] = "STOPPING"  # 1 of its 2 target replicas runs
     assert ray_dashboard.health(lab_config(), details) == (False, None)
+
+
+def test_application_deploying_before_its_deployments_exist_is_waiting(ray_dashboard):
+    """An application Serve is still building (DEPLOYING, no deployment listed yet) is not
+    healthy, although it is deployed with exactly the desired config and has no deployment
+    that could fail the replica checks: its own status must be RUNNING."""
+    details = recorded("serve_deploying_app_not_built")
+    app = details["applications"]["seedcore-ml"]
+    # What makes the answer unhealthy is the status alone: the config is the desired one.
+    assert app["status"] == "DEPLOYING"
+    assert app["deployments"] == {}
+    assert app["deployed_app_config"] == app_of(lab_config(), "seedcore-ml")
+    assert ray_dashboard.differences(lab_config(), details) == []
+    assert ray_dashboard.health(lab_config(), details) == (False, None)
+    assert ray_dashboard.unhealthy_reason(lab_config(), details).startswith(
+        "seedcore-ml: DEPLOYING; rayforge-proxy-anchor: RUNNING"
+    )
+
+
+def test_unhealthy_deployment_with_its_replicas_running_is_not_healthy(ray_dashboard):
+    """A deployment Serve calls UNHEALTHY (a replica failed its health check) is not healthy
+    even when its application reads RUNNING and its target number of replicas is RUNNING:
+    the deployment's own status counts, not only its replica count."""
+    details = recorded("serve_running_deployment_unhealthy")
+    app = details["applications"]["seedcore-ml"]
+    dep = app["deployments"]["SalienceScorer"]
+    # What makes the answer unhealthy is the deployment's status alone.
+    assert app["status"] == "RUNNING"
+    assert dep["status"] == "UNHEALTHY"
+    assert ray_dashboard.running_replicas(dep) == dep["target_num_replicas"] == 2
+    assert ray_dashboard.differences(lab_config(), details) == []
+    assert ray_dashboard.health(lab_config(), details) == (False, None)
+    assert not ray_dashboard.deployment_ready(dep)
+    assert (
+        "seedcore-ml: RUNNING; SalienceScorer UNHEALTHY 2/2 replicas running (A replica's "
+        "health check failed."
+    ) in ray_dashboard.unhealthy_reason(lab_config(), details)
 
 
 def test_removed_application_still_deleting_is_not_healthy(ray_dashboard):
