@@ -19,10 +19,11 @@ by hand.
 
 The proxy anchor (--anchor-application: the route-less application with one replica per node,
 which keeps a Serve proxy on every node) follows the nodes alive now, not those alive at the
-last deploy: the config it holds Serve to has the anchor at proxy_anchor_replicas() (the ALIVE
-nodes less those Serve drains). A node that rejoins gets its replica, and with it its proxy,
-after --settle polls; a node Serve starts draining loses its replica at the next poll (no
-settling: it cannot move, and it would hold the node's drain until its deadline).
+last deploy: the config it holds Serve to has the anchor at proxy_anchor_replicas() (one per
+ALIVE node). More nodes than anchor replicas is acted on at the first poll: a node that
+rejoined after a deploy made without it gets its replica, and with it its proxy, with no
+site.yml. Fewer waits --settle polls like any other difference: a node that restarts comes
+back before that, and finds its replica still pending for it.
 Exit status: 2 for bad arguments; otherwise it runs until stopped.
 """
 
@@ -43,7 +44,6 @@ from ray_dashboard import (
     apply,
     deploy_lock,
     differences,
-    draining_node_ids,
     proxy_anchor_replicas,
     wait_healthy,
     with_anchor_replicas,
@@ -71,6 +71,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.interval <= 0 or args.settle < 1 or args.deploy_timeout <= 0:
         parser.error("--interval and --deploy-timeout must be positive, --settle at least 1")
+    if args.max_backoff < args.interval:
+        parser.error("--max-backoff must be at least --interval")
     return args
 
 
@@ -96,22 +98,20 @@ class Reconciler:
             return None
 
     def anchored(self, desired: dict, details: dict) -> tuple[dict, bool]:
-        """DESIRED with the proxy anchor at the nodes alive now, and whether that change is
-        urgent (a node Serve drains holds an anchor replica that cannot move)."""
+        """DESIRED with the proxy anchor at the nodes alive now, and whether that is urgent:
+        more nodes than the anchor has replicas (a node came back: nothing to wait for)."""
         name = self.args.anchor_application
-        if not name or not any(a.get("name") == name for a in desired.get("applications", [])):
+        wanted = next((a for a in desired.get("applications", []) if a.get("name") == name), None)
+        if not name or wanted is None:
             return desired, False
-        replicas = proxy_anchor_replicas(self.dashboard.nodes(), details)
+        replicas = proxy_anchor_replicas(self.dashboard.nodes())
         if replicas < 1:
             return desired, False  # no node answers as ALIVE: not the moment to change it
-        anchor = (details.get("applications") or {}).get(name) or {}
-        held = {
-            r.get("node_id")
-            for dep in (anchor.get("deployments") or {}).values()
-            for r in dep.get("replicas") or []
-        }
-        urgent = bool(held & draining_node_ids(details))
-        return with_anchor_replicas(desired, name, replicas), urgent
+        running = ((details.get("applications") or {}).get(name) or {}).get("deployed_app_config")
+        deployed = [
+            int(d.get("num_replicas") or 0) for d in (running or wanted).get("deployments") or []
+        ]
+        return with_anchor_replicas(desired, name, replicas), replicas > min(deployed, default=0)
 
     def step(self) -> str:
         """One poll: OK (Serve runs the config, or there is none yet), WAITING (a difference
@@ -129,9 +129,7 @@ class Reconciler:
             return OK
         self.seen += 1
         if urgent:
-            log(
-                f"a node Serve drains holds a proxy anchor replica: acting now ({'; '.join(diffs)})"
-            )
+            log(f"a node without a proxy anchor replica is ALIVE: acting now ({'; '.join(diffs)})")
         elif self.seen < self.args.settle:
             log(
                 f"Serve differs from {self.args.config} ({'; '.join(diffs)}): "
@@ -172,7 +170,8 @@ class Reconciler:
                 self.failures = 0
                 wait = self.args.interval
             else:
-                self.failures += 1
+                # Counted no further than the cap needs (2**1024 overflows a float).
+                self.failures = min(self.failures + 1, 64)
                 wait = min(self.args.max_backoff, self.args.interval * 2**self.failures)
             time.sleep(wait)
 
