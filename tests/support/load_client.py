@@ -73,6 +73,9 @@ class LoadClient:
     samples: list[Sample] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # Why the client stopped sending by itself ("" while it has not): a test whose fault
+        # outlasted the client has not seen the whole fault and must fail (see covered()).
+        self.exhausted = ""
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -105,8 +108,19 @@ class LoadClient:
     def _record(self, name: str, sent: float, outcome: str) -> bool:
         with self._lock:
             self.samples.append(Sample(name, sent, outcome))
-            full = len(self.samples) >= self.max_requests
-        return not full and self.now() < self.max_seconds
+            if len(self.samples) >= self.max_requests:
+                self.exhausted = self.exhausted or f"{self.max_requests} requests sent"
+            elif self.now() >= self.max_seconds:
+                self.exhausted = self.exhausted or f"{self.max_seconds:g} s gone by"
+            return not self.exhausted
+
+    def covered(self) -> None:
+        """Raises AssertionError when the client stopped at its own limit: what came after
+        was never measured, so nothing can be said of it."""
+        assert not self.exhausted, (
+            f"the load client stopped sending at its limit ({self.exhausted}) before the test "
+            "was done: raise its limits"
+        )
 
     def _run(self, name: str, url: str) -> None:
         parts = urlsplit(url)

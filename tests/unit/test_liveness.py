@@ -24,7 +24,9 @@ HEALTHZ = "/api/healthz"
 
 def test_unit_state_is_read_from_systemctl_show(liveness):
     text = "ActiveState=active\nActiveEnterTimestampMonotonic=5000000\n"
-    assert liveness.parse_unit_state(text, now_monotonic=65.0) == liveness.UnitState("active", 60.0)
+    assert liveness.parse_unit_state(text, now_monotonic=65.0) == liveness.UnitState(
+        "active", 60.0, 5000000
+    )
     stopped = "ActiveState=deactivating\nActiveEnterTimestampMonotonic=5000000\n"
     assert liveness.parse_unit_state(stopped, 65.0) == liveness.UnitState("deactivating", 0.0)
     assert liveness.parse_unit_state("ActiveState=inactive\n", 65.0).active_for == 0.0
@@ -33,7 +35,7 @@ def test_unit_state_is_read_from_systemctl_show(liveness):
 @pytest.fixture
 def watchdog(liveness, dashboard_stub, monkeypatch, tmp_path):
     """A Watchdog on the stub's agent; the unit's state is STATE["unit"], restarts are recorded."""
-    state = {"unit": liveness.UnitState("active", 600.0), "restarts": []}
+    state = {"unit": liveness.UnitState("active", 600.0, 1), "restarts": []}
     monkeypatch.setattr(liveness, "unit_state", lambda unit: state["unit"])
     monkeypatch.setattr(liveness, "restart_unit", lambda unit: state["restarts"].append(unit))
 
@@ -46,6 +48,7 @@ def watchdog(liveness, dashboard_stub, monkeypatch, tmp_path):
             "--interval=0.01",
             "--start-grace=60",
             f"--hold={tmp_path / 'hold'}",
+            f"--state={tmp_path / 'state'}",
             *extra,
         ]
         return liveness.Watchdog(liveness.parse_args(argv))
@@ -95,24 +98,51 @@ def test_a_refused_agent_counts_as_a_failure(liveness, watchdog, closed_port):
 
 @pytest.mark.parametrize(
     "unit",
-    [
-        ("deactivating", 0.0),
-        ("inactive", 0.0),
-        ("activating", 0.0),
-        ("failed", 0.0),
-        ("active", 30.0),
-    ],
-    ids=["stopping", "stopped", "starting", "failed", "within-start-grace"],
+    [("deactivating", 0.0), ("inactive", 0.0), ("activating", 0.0), ("failed", 0.0)],
+    ids=["stopping", "stopped", "starting", "failed"],
 )
-def test_never_acts_on_a_unit_that_is_not_up_past_its_grace(
-    liveness, watchdog, dashboard_stub, unit
-):
+def test_never_acts_on_a_unit_that_is_not_active(liveness, watchdog, dashboard_stub, unit):
     dashboard_stub.answer(HEALTHZ, Answer(503, "down"))
     watchdog.state["unit"] = liveness.UnitState(*unit)
     dog = watchdog()
     assert {dog.step() for _ in range(5)} == {"idle"}
     assert watchdog.state["restarts"] == []
     assert not [c for c in dashboard_stub.calls() if c[1] == HEALTHZ]  # not even asked
+
+
+def test_a_starting_unit_is_left_alone_until_its_ray_first_answers(
+    liveness, watchdog, dashboard_stub
+):
+    """Within --start-grace of the unit's start, failures count only once Ray has answered
+    in this start: a node whose Ray dies right after a restart is not left for the grace."""
+    watchdog.state["unit"] = liveness.UnitState("active", 10.0, 111)
+    dashboard_stub.answer(HEALTHZ, Answer(503, "starting"))
+    dog = watchdog()
+    assert {dog.step() for _ in range(5)} == {"idle"}  # Ray still starting
+    dashboard_stub.answer(HEALTHZ, Answer(200, "success"))
+    assert dog.step() == "alive"
+    dashboard_stub.answer(HEALTHZ, Answer(503, "raylet: Local Raylet failed"))
+    assert [dog.step(), dog.step(), dog.step()] == ["failing", "failing", "restarted"]
+    # The next start is starting again: what answered in the last one counts for nothing.
+    watchdog.state["unit"] = liveness.UnitState("active", 5.0, 222)
+    assert {dog.step() for _ in range(5)} == {"idle"}
+    assert watchdog.state["restarts"] == ["ray-worker.service"]
+
+
+def test_check_knows_a_start_is_over_from_what_the_watchdog_kept(
+    liveness, watchdog, dashboard_stub
+):
+    """--check has no memory of its own: within --start-grace, a failing Ray counts as dead
+    only when the watchdog (--state) saw it answer in this same start."""
+    watchdog.state["unit"] = liveness.UnitState("active", 20.0, 333)
+    dashboard_stub.answer(HEALTHZ, Answer(503, "down"))
+    assert watchdog().check() == liveness.ALIVE  # starting, as far as anyone knows
+    dashboard_stub.answer(HEALTHZ, Answer(200, "success"))
+    assert watchdog().step() == "alive"  # the watchdog sees it answer, and keeps the start
+    dashboard_stub.answer(HEALTHZ, Answer(503, "down"))
+    assert watchdog().check() == liveness.DEAD
+    watchdog.state["unit"] = liveness.UnitState("active", 20.0, 444)  # restarted since
+    assert watchdog().check() == liveness.ALIVE
 
 
 def test_a_hold_newer_than_the_start_stops_it_and_a_stale_one_does_not(
@@ -136,7 +166,7 @@ def test_check_gives_the_playbook_the_same_verdict(liveness, watchdog, dashboard
     dashboard_stub.answer(HEALTHZ, Answer(503, "slow"), Answer(200, "ok"))
     assert watchdog().check() == liveness.ALIVE
     dashboard_stub.answer(HEALTHZ, Answer(503, "down"))
-    watchdog.state["unit"] = liveness.UnitState("active", 10.0)
+    watchdog.state["unit"] = liveness.UnitState("active", 10.0, 555)
     assert watchdog().check() == liveness.ALIVE  # just (re)started: left alone
     assert watchdog.state["restarts"] == []  # --check never restarts by itself
 

@@ -137,6 +137,9 @@ def test_stops_by_itself_at_max_requests(load_client, server):
     assert sent == sorted(sent)
     assert server.posts == [("/score", b'{"items": []}', "application/json")] * 12
     assert load_client.report(client.stop())["head"].failed == 7
+    assert client.exhausted == "12 requests sent"
+    with pytest.raises(AssertionError, match="stopped sending at its limit"):
+        client.covered()
 
 
 def test_stops_by_itself_at_max_seconds(load_client, server):
@@ -149,6 +152,9 @@ def test_stops_by_itself_at_max_seconds(load_client, server):
     # Checked after each answer: the last request may leave one pause (PAUSE_S) after 0.4 s.
     assert max(s.sent for s in client.samples) < 0.4 + 0.1
     assert len(server.posts) == len(client.samples)
+    assert client.exhausted == "0.4 s gone by"
+    with pytest.raises(AssertionError, match="before the test was done"):
+        client.covered()
 
 
 def test_closed_port_is_refused(load_client, closed_port):
@@ -166,3 +172,4 @@ def test_stop_ends_a_running_client(load_client, server):
     count = len(server.posts)
     time.sleep(0.1)
     assert len(server.posts) == count == len(got)
+    client.covered()  # stopped by the test, not by a limit: it saw all it was asked to

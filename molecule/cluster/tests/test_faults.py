@@ -30,7 +30,11 @@ testinfra_hosts = ["ansible://ray_head"]
 
 BASELINE_S = 3  # load before the fault, to see that every node served
 STEADY_S = 6  # every node answering 2xx this long counts as serving again
-LOAD_LIMIT_S = 420  # the load client stops by itself after this, whatever happens
+# The load client stops by itself after this many seconds or requests, whatever happens; a
+# test whose fault outlasted it fails (LoadClient.covered()): the rolling upgrade alone takes
+# about 400 s on this machine.
+LOAD_LIMIT_S = 1200
+LOAD_LIMIT_REQUESTS = 400_000
 # The scenario's group of bare hosts that no play targets (molecule.yml): a test adds one to
 # ray_workers, as an operator adds a new machine.
 SPARE_GROUP = "spare_hosts"
@@ -92,7 +96,9 @@ def under_load(targets, app, fault, limit_s: float, joining=()):
     LIMIT_S passes. facts["fault_at"] is when the fault started, on the client's clock.
     Targets named in JOINING need not serve before the fault (a node the fault adds)."""
     body = json.dumps(app["smoke_test"]["body"]).encode()
-    with LoadClient(targets, body, max_seconds=LOAD_LIMIT_S) as client:
+    with LoadClient(
+        targets, body, max_requests=LOAD_LIMIT_REQUESTS, max_seconds=LOAD_LIMIT_S
+    ) as client:
         time.sleep(BASELINE_S)
         base = report(list(client.samples))
         assert all(
@@ -103,6 +109,7 @@ def under_load(targets, app, fault, limit_s: float, joining=()):
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline and not serving_steadily(client, targets, t_fault):
             time.sleep(1)
+        client.covered()
     return report(client.samples, since=t_fault), facts, client
 
 
@@ -184,6 +191,119 @@ def test_head_fault_workers_lose_nothing_and_head_serves_again(nodes, targets, a
         f"its port serving {after_active:.1f} s after that"
     )
     assert after_active <= 60, describe(reports)
+
+
+def stop_ray_under_unit(node_host, unit: str) -> None:
+    """What Ray's own `ray stop` does to a node, made without running it (on this machine it
+    would stop every Ray process of every container): SIGTERM to each process of the unit but
+    its main one, `ray start --block`, which takes a child's SIGTERM exit as graceful and stays
+    (so systemd sees the unit active), and Serve's HAProxy, which `ray stop` does not look for
+    (so it outlives its Ray)."""
+    node_host.run_test(
+        f"main=$(systemctl show -p MainPID --value {unit}); "
+        f"for f in $(grep -l '/{unit}[.]service' /proc/[0-9]*/cgroup 2>/dev/null); do "
+        "p=${f#/proc/}; p=${p%/cgroup}; "
+        '[ "$p" = "$main" ] || [ "$(cat /proc/$p/comm 2>/dev/null)" = haproxy ] '
+        '|| kill -TERM "$p" 2>/dev/null; done; true'
+    )
+
+
+# Seconds within which a node whose Ray was stopped under its unit serves again, with no
+# command: the liveness watchdog's worst case (ray_liveness_failures x (interval + timeout),
+# 30 s with the defaults) plus Ray's start and Serve's proxy on the node.
+RAY_STOPPED_SERVES_S = 60
+# The whole cluster at once (the head too): Serve's controller, every replica and every proxy
+# start again after the GCS does; measured, and bounded here, not held to the single node's.
+RAY_STOPPED_EVERYWHERE_SERVES_S = 90
+
+
+@pytest.mark.parametrize("where", ["one-worker", "every-node"])
+def test_ray_stopped_under_an_active_unit_comes_back_without_a_human(
+    nodes, targets, app, rayvars, where
+):
+    """Ray's processes stopped as Ray's `ray stop` stops them, under units systemd still
+    reports active, on one worker or on every node at once: the liveness watchdog restarts
+    each unit (the whole control group: no HAProxy left over), and every node serves again
+    with no operator command. With one worker down, the other nodes and the load balancer
+    lose nothing."""
+    head, workers = nodes["head"], nodes["workers"]
+    units = {head: rayvars["ray_head_service_name"]}
+    units.update(dict.fromkeys(workers, rayvars["ray_worker_service_name"]))
+    hit = [workers[0]] if where == "one-worker" else [head, *workers]
+    limit = RAY_STOPPED_SERVES_S if where == "one-worker" else RAY_STOPPED_EVERYWHERE_SERVES_S
+
+    def ray_stop(client):
+        before = {n: unit_active_at(nodes["hosts"][n], units[n], client) for n in hit}
+        haproxy = {n: haproxy_pids(nodes["hosts"][n]) for n in hit}
+        for name in hit:
+            stop_ray_under_unit(nodes["hosts"][name], units[name])
+        return {"before": before, "haproxy": haproxy}
+
+    reports, facts, client = under_load(targets, app, ray_stop, limit_s=limit + 30)
+    print(describe(reports))
+    for name in hit:
+        active = unit_active_at(nodes["hosts"][name], units[name], client)
+        assert active not in (None, facts["before"][name]), f"{units[name]} on {name} not restarted"
+        # With one node hit, `ray start --block` stays, and only the watchdog can restart it;
+        # with every node hit, it may exit by itself once the GCS is gone too.
+        if where == "one-worker":
+            journal = nodes["hosts"][name].check_output(
+                f"journalctl -u {units[name]}-liveness --since '-10min' --no-pager"
+            )
+            assert f"restarting {units[name]}.service" in journal, journal[-3000:]
+        served = reports[name].recovered_after
+        print(
+            f"{name}: unit restarted {active - facts['fault_at']:.1f} s after the fault, "
+            f"serving {served} s after it"
+        )
+        assert served is not None, describe(reports)
+        assert served <= limit, describe(reports)
+    if where == "one-worker":
+        for name in nodes["balancers"]:
+            assert reports[name].failed == 0, describe(reports)
+        # The other nodes' own ports: nothing but a request that was in flight to a replica
+        # on the node when its Ray died (the load balancer sends such a one again).
+        for name in [head, *workers[1:]]:
+            assert set(reports[name].outcomes) <= {"ok", "reset"}, describe(reports)
+            assert reports[name].outcomes.get("reset", 0) <= 2, describe(reports)
+    for name in hit:  # nothing of the old Ray is left: no HAProxy from before the fault
+        left = haproxy_pids(nodes["hosts"][name]) & facts["haproxy"][name]
+        assert not left, (name, left)
+
+
+def test_site_yml_restarts_a_unit_whose_ray_is_dead_instead_of_waiting_for_it(
+    host, nodes, targets, app, rayvars
+):
+    """A worker whose Ray is dead under an active unit, its liveness watchdog stopped (so only
+    the run can notice): site.yml, under load, says what it found, restarts the unit instead
+    of waiting for the node to join, and ends with every node serving; the load balancer
+    loses nothing."""
+    worker = nodes["workers"][-1]
+    unit = rayvars["ray_worker_service_name"]
+    node = nodes["hosts"][worker]
+    run = {}
+
+    def broken_then_site_yml(client):
+        node.run_test(f"systemctl stop {unit}-liveness")
+        before = unit_active_at(node, unit, client)
+        stop_ray_under_unit(node, unit)
+        run["done"] = run_playbook(host, "site.yml", check=False)
+        return {"before": before}
+
+    reports, facts, client = under_load(targets, app, broken_then_site_yml, limit_s=90)
+    done = run["done"]
+    print(describe(reports))
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+    assert f"{unit} was active but its Ray did not answer" in done.stdout, done.stdout[-6000:]
+    assert unit_active_at(node, unit, client) not in (None, facts["before"])
+    assert node.run(f"systemctl is-active {unit}-liveness").stdout.strip() == "active"
+    for name in nodes["balancers"]:
+        assert reports[name].failed == 0, describe(reports)
+    assert reports[worker].recovered_after is not None, describe(reports)
+
+
+def haproxy_pids(node_host) -> set[str]:
+    return set(node_host.run("pgrep -x haproxy").stdout.split())
 
 
 def test_failed_deploy_rolls_back_without_losing_a_request(
@@ -297,6 +417,19 @@ def alive_node_ids(dashboard, ip: str) -> set[str]:
 
 def restart_worker_unit(nodes, worker, unit):
     nodes["hosts"][worker].run_test(f"systemctl restart {unit}")
+    return {"stop_s": stop_seconds(nodes["hosts"][worker], unit)}
+
+
+def stop_seconds(node_host, unit: str) -> float:
+    """How long UNIT's last stop took: from leaving active (SIGTERM: Ray's drain starts) to
+    inactive (every process gone)."""
+    out = node_host.check_output(
+        f"systemctl show {unit} -p ActiveExitTimestampMonotonic -p InactiveEnterTimestampMonotonic"
+    )
+    props = dict(line.split("=", 1) for line in out.splitlines())
+    exit_us = int(props["ActiveExitTimestampMonotonic"])
+    inactive_us = int(props["InactiveEnterTimestampMonotonic"])
+    return (inactive_us - exit_us) / 1e6
 
 
 def reboot_worker(nodes, worker, unit):
@@ -322,8 +455,15 @@ def test_worker_fault_drains_first_and_is_only_down_while_down(
     before = alive_node_ids(dashboard, ip)
     assert len(before) == 1, before
 
-    reports, _, _ = under_load(targets, app, lambda client: fault(nodes, worker, unit), limit_s=180)
+    reports, facts, _ = under_load(
+        targets, app, lambda client: fault(nodes, worker, unit), limit_s=180
+    )
     print(describe(reports))
+    if "stop_s" in facts:
+        # The drain ends once the node is idle (its replicas run elsewhere, its proxy anchor
+        # replica let go), not at Ray's drain deadline.
+        print(f"{worker}: its unit stopped (drained) in {facts['stop_s']:.1f} s")
+        assert facts["stop_s"] < rayvars["ray_drain_timeout"], facts
     for name, r in reports.items():
         if name != worker:
             assert r.failed == 0, describe(reports)

@@ -149,6 +149,7 @@ def test_rotate_token_restarts_the_cluster_with_a_new_token_only(host, rayvars, 
             if last and all(s.outcome == "ok" for s in last):
                 break
             time.sleep(1)
+        client.covered()
     assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
     seen = report(client.samples, since=start)["head"]
     failures: dict[str, list[float]] = {}  # outcome: when, in seconds from the run's start

@@ -15,10 +15,12 @@ seconds counts), it restarts the Ray unit (`systemctl restart --no-block`): syst
 the whole control group, so nothing of the old Ray survives, and starts it again. Every
 action goes to stdout, which is the journal.
 
-It never fights a deliberate stop: it acts only while the Ray unit is `active` and has been
-for --start-grace seconds (a unit stopping, stopped or starting is left alone), and not
-while --hold exists and is newer than the unit's start (the drain entry point writes it
-before it drains a node on purpose; a hold older than the unit's last start is stale).
+It never fights a deliberate stop: it acts only while the Ray unit is `active` and past its
+start (its Ray has answered once since the unit became active, which --state keeps for
+--check and for the next watchdog, or --start-grace seconds have passed: a unit stopping,
+stopped or starting is left alone), and not while --hold exists and
+is newer than the unit's start (the drain entry point writes it before it drains a node on
+purpose; a hold older than the unit's last start is stale).
 
 Worst case from Ray dying to the restart: --failures x (--interval + --timeout) seconds.
 
@@ -67,6 +69,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--failures", type=int, default=3, help="failed probes in a row to act")
     parser.add_argument("--start-grace", type=float, default=120.0, help="seconds after a start")
     parser.add_argument("--hold", type=Path, help="while newer than the unit's start: no action")
+    parser.add_argument("--state", type=Path, help="where the start Ray answered in is kept")
     parser.add_argument("--check", action="store_true", help="one verdict, then exit 0 or 1")
     parser.add_argument("--clear-ports", help="comma-separated ports to clear, then exit")
     parser.add_argument("--owner", default="ray", help="user whose leftovers --clear-ports stops")
@@ -86,6 +89,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 class UnitState:
     active_state: str  # active, activating, deactivating, inactive, failed
     active_for: float  # seconds since the unit last became active (0 when not active)
+    started: int = 0  # when it last became active (systemd's monotonic microseconds)
 
 
 def parse_unit_state(text: str, now_monotonic: float) -> UnitState:
@@ -95,7 +99,7 @@ def parse_unit_state(text: str, now_monotonic: float) -> UnitState:
     entered_us = int(props.get("ActiveEnterTimestampMonotonic") or 0)
     active = state == "active" and entered_us > 0
     active_for = max(0.0, now_monotonic - entered_us / 1e6) if active else 0.0
-    return UnitState(state, active_for)
+    return UnitState(state, active_for, entered_us if active else 0)
 
 
 def unit_state(unit: str) -> UnitState:
@@ -146,15 +150,39 @@ class Watchdog:
         self.agent = Dashboard(args.agent_url)
         self.failed = 0
         self.last_state = ""
+        self.answered_in = self.recorded_start()  # the start in which Ray last answered
+
+    def recorded_start(self) -> int:
+        """The unit's start (UnitState.started) in which Ray answered, as --state keeps it
+        (0: none), so that --check and a restarted watchdog know a start is over."""
+        try:
+            return int(self.args.state.read_text().strip()) if self.args.state else 0
+        except (OSError, ValueError):
+            return 0
+
+    def record_start(self, started: int) -> None:
+        if started == self.answered_in:
+            return
+        self.answered_in = started
+        if self.args.state:
+            tmp = self.args.state.with_name(self.args.state.name + ".tmp")
+            tmp.write_text(f"{started}\n")
+            tmp.replace(self.args.state)
+
+    def starting(self, state: UnitState) -> bool:
+        """Within --start-grace of the unit's start and Ray not yet answered in it."""
+        answered = state.started != 0 and self.answered_in == state.started
+        return not answered and state.active_for < self.args.start_grace
 
     def step(self) -> str:
-        """One poll: 'idle' (the unit is not up long enough, or held), 'alive', 'failing'
-        (fewer than --failures in a row) or 'restarted'."""
+        """One poll: 'idle' (the unit is not up, still starting, or held), 'alive', 'failing'
+        (fewer than --failures in a row) or 'restarted'. A unit is starting until its Ray
+        first answers, or --start-grace seconds have passed since it became active."""
         state = unit_state(self.args.unit)
         if state.active_state != self.last_state:
             log(f"{self.args.unit} is {state.active_state}")
             self.last_state = state.active_state
-        if state.active_state != "active" or state.active_for < self.args.start_grace:
+        if state.active_state != "active":
             self.failed = 0
             return "idle"
         if held(self.args.hold, state, time.time()):
@@ -162,12 +190,17 @@ class Watchdog:
                 log(f"{self.args.hold} holds: a deliberate drain or stop, no action")
             self.failed = 0
             return "idle"
+        starting = self.starting(state)
         why = probe(self.agent, self.args.timeout)
         if why is None:
             if self.failed:
                 log("Ray answers again: no action")
             self.failed = 0
+            self.record_start(state.started)
             return "alive"
+        if starting:
+            self.failed = 0
+            return "idle"
         self.failed += 1
         log(f"Ray does not answer ({self.failed} of {self.args.failures}): {why}")
         if self.failed < self.args.failures:
@@ -181,13 +214,14 @@ class Watchdog:
         return "restarted"
 
     def check(self) -> int:
-        """The verdict of --check: ALIVE unless the unit is active past its grace, not held,
-        and every one of --failures probes fails."""
+        """The verdict of --check: ALIVE unless the unit is active past its start (--state
+        says its Ray answered in it, or --start-grace has passed), not held, and every one of
+        --failures probes fails."""
         state = unit_state(self.args.unit)
         if state.active_state != "active":
             log(f"{self.args.unit} is {state.active_state}: nothing to repair")
             return ALIVE
-        if state.active_for < self.args.start_grace or held(self.args.hold, state, time.time()):
+        if self.starting(state) or held(self.args.hold, state, time.time()):
             log(f"{self.args.unit} is starting or held: left alone")
             return ALIVE
         why = None

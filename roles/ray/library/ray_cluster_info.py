@@ -157,8 +157,8 @@ proxies:
 proxy_anchor_replicas:
   description: >-
     Replicas the proxy anchor application should have now (one Serve proxy per node): the
-    distinct addresses of the ALIVE nodes, less the nodes Serve is draining (known with
-    C(serve) in O(gather_subset)). The Serve reconciler on the head computes it the same way.
+    distinct addresses of the ALIVE nodes. The Serve reconciler on the head computes it the
+    same way.
   type: int
   returned: when nodes is in gather_subset and the dashboard answered
 serve_actors:

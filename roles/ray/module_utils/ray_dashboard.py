@@ -384,37 +384,13 @@ def proxy_expected(details: dict, is_head: bool, replica_apps: list[str]) -> boo
     return is_head or (location == "EveryNode" and bool(replica_apps))
 
 
-# What Serve shows of a node it drains (Ray's drain: a stopping node, `ray drain-node`): its
-# replicas wait PENDING_MIGRATION for replacements elsewhere, its proxy is DRAINING.
-DRAINING_REPLICA_STATES = ("PENDING_MIGRATION",)
-DRAINING_PROXY_STATES = ("DRAINING", "DRAINED")
-
-
-def draining_node_ids(details: dict) -> set[str]:
-    """Ids of the nodes Serve is draining: a replica PENDING_MIGRATION or a proxy DRAINING."""
-    out = {p["node_id"] for p in proxy_facts(details) if p["status"] in DRAINING_PROXY_STATES}
-    for app in (details.get("applications") or {}).values():
-        for dep in (app.get("deployments") or {}).values():
-            for replica in dep.get("replicas") or []:
-                if replica.get("state") in DRAINING_REPLICA_STATES and replica.get("node_id"):
-                    out.add(replica["node_id"])
-    return out
-
-
-def proxy_anchor_replicas(nodes_data: dict, details: dict | None) -> int:
-    """Replicas the proxy anchor should have now: one per node that can hold one, counted by
-    address (a restarted node's old record may read ALIVE for a moment beside its new one):
-    the ALIVE nodes, less those Serve is draining (DETAILS, when read). A draining node's
-    anchor replica cannot move (one per node), so it would hold the node until its drain
-    deadline; with the count lowered Serve stops it at once. 0 when no node is ALIVE."""
-    draining = draining_node_ids(details or {})
-    return len(
-        {
-            n["ip"]
-            for n in node_facts(nodes_data or {})
-            if n["state"] == "ALIVE" and n["node_id"] not in draining
-        }
-    )
+def proxy_anchor_replicas(nodes_data: dict) -> int:
+    """Replicas the proxy anchor should have now: one per ALIVE node, counted by address (a
+    restarted node's old record may read ALIVE for a moment beside its new one). A node that
+    drains still counts: Serve stops its anchor replica at once by itself and keeps the
+    replacement pending (one replica per node), so the node gets one the moment it returns.
+    0 when no node is ALIVE."""
+    return len({n["ip"] for n in node_facts(nodes_data or {}) if n["state"] == "ALIVE"})
 
 
 def with_anchor_replicas(desired: dict, application: str, replicas: int) -> dict:
@@ -541,7 +517,7 @@ def cluster_facts(
         "applications": applications,
         "proxies": proxies,
         "proxy_anchor_replicas": (
-            proxy_anchor_replicas(nodes_data, details) if nodes_data is not None else None
+            proxy_anchor_replicas(nodes_data) if nodes_data is not None else None
         ),
         "healthy": not reasons,
         "reasons": reasons,
