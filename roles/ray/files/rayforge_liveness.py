@@ -11,9 +11,12 @@ the Ray unit, so it runs exactly while the Ray unit runs) asks the node's dashbo
 every --interval seconds for GET /api/healthz: the local raylet (a GCS that does not answer
 does not count against it, so a head restart never restarts the workers) and, on the head,
 the GCS. After --failures answers in a row that are not 200 (no answer within --timeout
-seconds counts), it restarts the Ray unit (`systemctl restart --no-block`): systemd stops
-the whole control group, so nothing of the old Ray survives, and starts it again. Every
-action goes to stdout, which is the journal.
+seconds counts), it kills the Ray unit's whole control group (`systemctl kill --kill-whom=all
+--signal=SIGKILL`), so nothing of the old Ray survives, and the unit's Restart=always starts
+it again after its RestartSec. Not a `systemctl restart`: its SIGTERM makes `ray start` drain
+first, and a drain asks the GCS, which on a head whose Ray is dead waits out the whole
+ray_drain_timeout for an answer that cannot come; a node whose Ray is dead has nothing left
+to drain. Every action goes to stdout, which is the journal.
 
 It never fights a deliberate stop: it acts only while the Ray unit is `active` and past its
 start (its Ray has answered once since the unit became active, which --state keeps for
@@ -114,9 +117,10 @@ def unit_state(unit: str) -> UnitState:
 
 
 def restart_unit(unit: str) -> None:
-    # --no-block: this watchdog is PartOf the unit, so the restart stops it too; the job is
-    # queued before that happens.
-    subprocess.run(["systemctl", "restart", "--no-block", unit], check=True, timeout=30)
+    """Kills every process of UNIT; systemd starts it again (Restart=always)."""
+    subprocess.run(
+        ["systemctl", "kill", "--kill-whom=all", "--signal=SIGKILL", unit], check=True, timeout=30
+    )
 
 
 def held(hold: Path | None, state: UnitState, now_wall: float) -> bool:
