@@ -117,6 +117,24 @@ def test_a_node_gone_is_let_go_only_after_settle_polls(anchored_reconciler, dash
     assert anchor_of(put)["deployments"][0]["num_replicas"] == 2
 
 
+def test_serve_not_running_the_anchor_waits_settle_polls_as_before(
+    anchored_reconciler, dashboard_stub
+):
+    """A head restarting from its persisted GCS: Serve is not running yet, and the last good
+    config holds fewer anchor replicas than nodes alive. Serve's own recovery goes first: no
+    PUT before --settle polls."""
+    last_good = recorded("cluster_serve_config")
+    anchor_of(last_good)["deployments"][0]["num_replicas"] = 2
+    dashboard_stub.serve(recorded("serve_shut_down"))
+    dashboard_stub.answer(NODES, recorded("cluster_healthy_nodes"))
+    rec = anchored_reconciler(last_good, f"--anchor-application={ANCHOR}")
+    assert [rec.step(), rec.step()] == ["waiting", "waiting"]
+    assert dashboard_stub.bodies("PUT") == []
+    assert rec.step() == "ok"
+    [put] = dashboard_stub.bodies("PUT")
+    assert anchor_of(put)["deployments"][0]["num_replicas"] == 3
+
+
 def test_without_the_option_or_an_alive_node_the_anchor_is_left_as_deployed(
     anchored_reconciler, dashboard_stub
 ):

@@ -107,11 +107,14 @@ class Reconciler:
         replicas = proxy_anchor_replicas(self.dashboard.nodes())
         if replicas < 1:
             return desired, False  # no node answers as ALIVE: not the moment to change it
+        anchored = with_anchor_replicas(desired, name, replicas)
         running = ((details.get("applications") or {}).get(name) or {}).get("deployed_app_config")
-        deployed = [
-            int(d.get("num_replicas") or 0) for d in (running or wanted).get("deployments") or []
-        ]
-        return with_anchor_replicas(desired, name, replicas), replicas > min(deployed, default=0)
+        if not running:
+            # Serve does not run the anchor (yet): nothing is urgent, and Serve's own recovery
+            # from a persisted GCS goes first (--settle).
+            return anchored, False
+        deployed = [int(d.get("num_replicas") or 0) for d in running.get("deployments") or []]
+        return anchored, replicas > min(deployed, default=0)
 
     def step(self) -> str:
         """One poll: OK (Serve runs the config, or there is none yet), WAITING (a difference
