@@ -119,11 +119,11 @@ class Reconciler:
     def step(self) -> str:
         """One poll: OK (Serve runs the config, or there is none yet), WAITING (a difference
         not yet settled, or a deploy under way) or FAILED (a re-apply did not become healthy)."""
-        desired = self.desired()
-        if desired is None:
+        last_good = self.desired()
+        if last_good is None:
             return OK  # no deploy has become healthy yet: nothing to restore
         details = self.dashboard.serve_details()
-        desired, urgent = self.anchored(desired, details)
+        desired, urgent = self.anchored(last_good, details)
         diffs = differences(desired, details)
         if not diffs:
             if self.seen:
@@ -145,7 +145,7 @@ class Reconciler:
                 self.seen = 0
                 return WAITING
             details = self.dashboard.serve_details()
-            desired, _ = self.anchored(self.desired() or desired, details)
+            desired, _ = self.anchored(last_good, details)
             diffs = apply(self.dashboard, desired, details, self.args.deploy_timeout)
             if not diffs:
                 self.seen = 0
