@@ -333,7 +333,7 @@ def _task_names(tasks: list) -> set[str]:
 # role, so each play runs it again: these banners repeat in a run, and are no checks.
 RAY_SETUP_TASKS = frozenset(
     f"ray : {name}"
-    for path in ("main.yml", "auth_token.yml")
+    for path in ("main.yml", "node_addresses.yml", "auth_token.yml")
     for name in _task_names(yaml.safe_load((REPO / "roles/ray/tasks" / path).read_text()))
 )
 # The ray role's GPU check, included by the head's and by the workers' preflight, each for its

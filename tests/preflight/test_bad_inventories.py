@@ -291,6 +291,35 @@ def wheelhouse_cache_under_a_file(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_node_wheelhouse_cache"] = ctx.values["cache"]
 
 
+def left_out_by_name(inv: dict, ctx: Context, recorded: dict | None = None) -> None:
+    """worker2 is down for repair and left out with --limit. The inventory names it by a DNS
+    name (one that never resolves: Ansible cannot reach it) rather than by IP, so its address
+    is in no inventory value; RECORDED, when given, is the head's record of the addresses."""
+    config_dir = ctx.tmp / "etc"
+    config_dir.mkdir()
+    all_vars(inv)["ray_config_dir"] = str(config_dir)
+    host(inv, "worker2").update(
+        ansible_connection="ssh", ansible_host="worker2.rayforge.invalid", ansible_port=22
+    )
+    host(inv, "worker2").pop("ray_node_ip_address", None)
+    ctx.extra_args += ["--limit", "all:!worker2"]
+    ctx.values["left_out"] = "worker2"
+    if recorded is not None:
+        (config_dir / "node-addresses.json").write_text(json.dumps(recorded))
+
+
+def left_out_by_name_unrecorded(inv: dict, ctx: Context) -> None:
+    """The head has no record of worker2's address (it never took part in a run)."""
+    left_out_by_name(inv, ctx)
+
+
+def left_out_by_name_recorded(inv: dict, ctx: Context) -> None:
+    """The head recorded worker2's address when it last took part in a run."""
+    left_out_by_name(
+        inv, ctx, {"head": "127.0.0.1", "worker1": "127.0.0.2", "worker2": "127.0.0.3"}
+    )
+
+
 BAD_CASES = [
     Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
     Case("two-heads", two_heads, "it has 2 (head, worker1)"),
@@ -398,6 +427,13 @@ BAD_CASES = [
         index_without_url,
         "ray_node_install_method is 'index' but ray_node_index_url is empty",
     ),
+    Case(
+        "left-out-by-name-unrecorded",
+        left_out_by_name_unrecorded,
+        "The address of worker2 is unknown: outside this run (--limit), named by"
+        " worker2.rayforge.invalid rather than an IPv4 address, not in the head's record",
+        workers=2,
+    ),
     Case("wrong-type", wrong_type, "argument 'ray_object_store_memory' is of type str"),
     Case(
         "wheelhouse-cache-read-only",
@@ -438,6 +474,15 @@ def wheelhouse_cache_missing(inv: dict, ctx: Context) -> None:
 
 
 GOOD_CASES = [
+    Case(
+        "left-out-by-name-recorded",
+        left_out_by_name_recorded,
+        "TASK [ray : Recorded addresses are noted",
+        workers=2,
+        # Never contacted: the recorded address is used, no fact gathering was tried.
+        absent="worker2.rayforge.invalid",
+        good=True,
+    ),
     Case(
         "fresh-cluster",
         fresh_cluster,
@@ -503,6 +548,8 @@ def test_good_inventory_passes_preflight(case: Case, runs: dict) -> None:
     hosts = recap(run.stdout)
     # localhost: the controller's own check (its ansible-core), before any host.
     expected = {"localhost", "head", *(f"worker{n}" for n in range(1, case.workers + 1))}
+    if run.values.get("left_out"):  # --limit 'all:!<host>' leaves out the implicit localhost
+        expected -= {run.values["left_out"], "localhost"}
     assert set(hosts) == expected, describe(run)
     assert {name: counts["changed"] for name, counts in hosts.items()} == dict.fromkeys(hosts, 0)
 
