@@ -22,6 +22,7 @@ import threading
 import time
 
 import pytest
+import yaml
 from load_client import LoadClient, describe, report
 
 from conftest import IP_CMD, ROOT, http, peer, run_playbook, wait_until
@@ -217,43 +218,63 @@ RAY_STOPPED_SERVES_S = 60
 RAY_STOPPED_EVERYWHERE_SERVES_S = 90
 
 
-@pytest.mark.parametrize("where", ["one-worker", "every-node"])
+def kill_raylet(node_host, unit: str) -> None:
+    node_host.run_test("pkill --signal KILL --exact raylet")
+
+
+def kill_serve_haproxy(node_host, unit: str) -> None:
+    node_host.run_test("pkill --signal KILL --exact haproxy")
+
+
+# fault id: (nodes hit: one worker or every node, what is done to each, whether the unit must
+# restart: Ray's processes stopped leave `ray start --block` running, so only the liveness
+# watchdog restarts the unit; a killed raylet takes `ray start` with it; a killed Serve HAProxy
+# is Serve's to start again, the unit may stay).
+NODE_FAULTS = {
+    "ray-stop-one-worker": ("one-worker", stop_ray_under_unit, "watchdog"),
+    "ray-stop-every-node": ("every-node", stop_ray_under_unit, "restart"),
+    "raylet-kill-9": ("one-worker", kill_raylet, "restart"),
+    "serve-haproxy-kill-9": ("one-worker", kill_serve_haproxy, None),
+}
+
+
+@pytest.mark.parametrize("fault_id", list(NODE_FAULTS))
 def test_ray_stopped_under_an_active_unit_comes_back_without_a_human(
-    nodes, targets, app, rayvars, where
+    nodes, targets, app, rayvars, fault_id
 ):
     """Ray's processes stopped as Ray's `ray stop` stops them, under units systemd still
-    reports active, on one worker or on every node at once: the liveness watchdog restarts
-    each unit (the whole control group: no HAProxy left over), and every node serves again
-    with no operator command. With one worker down, the other nodes and the load balancer
-    lose nothing."""
+    reports active, on one worker or on every node at once; a worker's raylet or its Serve
+    HAProxy killed: the liveness watchdog or the unit restarts what died (the whole control
+    group: no HAProxy left over), and every node serves again with no operator command. With
+    one worker hit, the other nodes and the load balancer lose nothing."""
+    where, action, restarts = NODE_FAULTS[fault_id]
     head, workers = nodes["head"], nodes["workers"]
     units = {head: rayvars["ray_head_service_name"]}
     units.update(dict.fromkeys(workers, rayvars["ray_worker_service_name"]))
     hit = [workers[0]] if where == "one-worker" else [head, *workers]
     limit = RAY_STOPPED_SERVES_S if where == "one-worker" else RAY_STOPPED_EVERYWHERE_SERVES_S
 
-    def ray_stop(client):
+    def fault(client):
         before = {n: unit_active_at(nodes["hosts"][n], units[n], client) for n in hit}
         haproxy = {n: haproxy_pids(nodes["hosts"][n]) for n in hit}
         for name in hit:
-            stop_ray_under_unit(nodes["hosts"][name], units[name])
+            action(nodes["hosts"][name], units[name])
         return {"before": before, "haproxy": haproxy}
 
-    reports, facts, client = under_load(targets, app, ray_stop, limit_s=limit + 30)
+    reports, facts, client = under_load(targets, app, fault, limit_s=limit + 30)
     print(describe(reports))
     for name in hit:
         active = unit_active_at(nodes["hosts"][name], units[name], client)
-        assert active not in (None, facts["before"][name]), f"{units[name]} on {name} not restarted"
-        # With one node hit, `ray start --block` stays, and only the watchdog can restart it;
-        # with every node hit, it may exit by itself once the GCS is gone too.
-        if where == "one-worker":
+        if restarts:
+            assert active not in (None, facts["before"][name]), f"{units[name]} on {name} kept"
+        if restarts == "watchdog":
             journal = nodes["hosts"][name].check_output(
                 f"journalctl -u {units[name]}-liveness --since '-10min' --no-pager"
             )
             assert f"restarting {units[name]}.service" in journal, journal[-3000:]
         served = reports[name].recovered_after
         print(
-            f"{name}: unit restarted {active - facts['fault_at']:.1f} s after the fault, "
+            f"{name}: unit active {active - facts['fault_at']:.1f} s after the fault, "
             f"serving {served} s after it"
         )
         assert served is not None, describe(reports)
@@ -417,23 +438,54 @@ def alive_node_ids(dashboard, ip: str) -> set[str]:
 
 def restart_worker_unit(nodes, worker, unit):
     nodes["hosts"][worker].run_test(f"systemctl restart {unit}")
-    return {"stop_s": stop_seconds(nodes["hosts"][worker], unit)}
+    exit_s, inactive_s = stop_times(nodes["hosts"][worker], unit)
+    return {"stop_s": inactive_s - exit_s, "stopped_at": inactive_s}
 
 
-def stop_seconds(node_host, unit: str) -> float:
-    """How long UNIT's last stop took: from leaving active (SIGTERM: Ray's drain starts) to
-    inactive (every process gone)."""
+def stop_times(node_host, unit: str) -> tuple[float, float]:
+    """When UNIT's last stop began (left active: SIGTERM, Ray's drain starts) and ended
+    (inactive: every process gone), on the kernel's monotonic clock, which the containers
+    share with this process."""
     out = node_host.check_output(
         f"systemctl show {unit} -p ActiveExitTimestampMonotonic -p InactiveEnterTimestampMonotonic"
     )
     props = dict(line.split("=", 1) for line in out.splitlines())
-    exit_us = int(props["ActiveExitTimestampMonotonic"])
-    inactive_us = int(props["InactiveEnterTimestampMonotonic"])
-    return (inactive_us - exit_us) / 1e6
+    return int(props["ActiveExitTimestampMonotonic"]) / 1e6, int(
+        props["InactiveEnterTimestampMonotonic"]
+    ) / 1e6
 
 
 def reboot_worker(nodes, worker, unit):
     reboot(worker)
+
+
+# The scenario's second application (tests/apps/echo): a request with ?delay_s= stays in flight
+# on its one replica for that long.
+ECHO_APP = "rayforge-echo"
+SLOW_REQUEST_S = 20
+
+
+def replica_node_ips(dashboard, application: str, deployment: str) -> set[str]:
+    """The addresses of the nodes where DEPLOYMENT of APPLICATION has a RUNNING replica."""
+    status, body = dashboard.get("/api/serve/applications/")
+    assert status == 200, body
+    state = body["applications"][application]["deployments"][deployment]
+    return {r["node_ip"] for r in state["replicas"] if r["state"] == "RUNNING"}
+
+
+def slow_requests(urls: dict[str, str], body) -> tuple[dict, list[threading.Thread]]:
+    """Starts one request per URL in threads: name -> (status, answer, done on the monotonic
+    clock), filled as each ends."""
+    results: dict = {}
+
+    def one(name, url):
+        status, answer = http(url, method="POST", body=body, timeout=SLOW_REQUEST_S + 60)
+        results[name] = (status, answer, time.monotonic())
+
+    threads = [threading.Thread(target=one, args=item, daemon=True) for item in urls.items()]
+    for thread in threads:
+        thread.start()
+    return results, threads
 
 
 @pytest.mark.parametrize(
@@ -448,22 +500,56 @@ def test_worker_fault_drains_first_and_is_only_down_while_down(
     takes requests again only once it routes them: its clients see refused connections (and,
     while the host itself is down, no route to it) and nothing else; the other nodes and the
     load balancer lose nothing; it rejoins as a new Ray node (a new node id) and the
-    application is back to its configured replicas."""
-    worker = nodes["workers"][0]
+    application is back to its configured replicas.
+
+    The restart is of the worker that runs the echo application's one replica, while a
+    SLOW_REQUEST_S request is in flight to it through that worker's own port and through the
+    head's: both complete, and the unit stops within 10 s of the last one's answer (the drain
+    waits for the replica, not for Ray's deadline)."""
+    echo = next(a for a in rayvars["ray_serve_applications"] if a["name"] == ECHO_APP)
+    slow = fault is restart_worker_unit
+    if slow:
+        on = replica_node_ips(dashboard, ECHO_APP, echo["deployments"][0]["name"])
+        worker = next(w for w in nodes["workers"] if nodes["ips"][w] in on)
+    else:
+        worker = nodes["workers"][0]
     unit = rayvars["ray_worker_service_name"]
     ip = nodes["ips"][worker]
     before = alive_node_ids(dashboard, ip)
     assert len(before) == 1, before
 
-    reports, facts, _ = under_load(
-        targets, app, lambda client: fault(nodes, worker, unit), limit_s=180
-    )
+    def worker_fault(client):
+        if not slow:
+            return fault(nodes, worker, unit)
+        urls = {
+            name: smoke_url(nodes["ips"][name], rayvars, echo) + f"?delay_s={SLOW_REQUEST_S}"
+            for name in (worker, nodes["head"])
+        }
+        results, threads = slow_requests(urls, echo["smoke_test"]["body"])
+        time.sleep(2)  # in flight on the replica before the stop starts
+        facts = fault(nodes, worker, unit)
+        for thread in threads:
+            thread.join(SLOW_REQUEST_S + 90)
+        return {**facts, "slow": results}
+
+    reports, facts, _ = under_load(targets, app, worker_fault, limit_s=180)
     print(describe(reports))
     if "stop_s" in facts:
         # The drain ends once the node is idle (its replicas run elsewhere, its proxy anchor
         # replica let go), not at Ray's drain deadline.
         print(f"{worker}: its unit stopped (drained) in {facts['stop_s']:.1f} s")
         assert facts["stop_s"] < rayvars["ray_drain_timeout"], facts
+    if slow:
+        answers = facts["slow"]
+        print({name: answer[:2] for name, answer in answers.items()})
+        assert set(answers) == {worker, nodes["head"]}, answers
+        for status, answer, _ in answers.values():
+            assert status == 200, answers
+            assert answer["echo"] == echo["smoke_test"]["body"], answers
+        last_answer = max(done for _, _, done in answers.values())
+        stopped = facts["stopped_at"] - last_answer
+        print(f"{worker}: stopped {stopped:.1f} s after the last slow request's answer")
+        assert stopped <= 10, facts
     for name, r in reports.items():
         if name != worker:
             assert r.failed == 0, describe(reports)
@@ -505,14 +591,21 @@ def member_set_admits(node_host, table: str, ip: str) -> bool:
 
 
 def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
-    host, nodes, targets, app, rayvars, dashboard
+    host, nodes, targets, app, rayvars, dashboard, tmp_path
 ):
     """A worker's host is down (stopped, as for a repair). Left out with --limit
     'all:!<worker>', restart-serve.yml restarts Serve on the other nodes (its config rendered
     for the nodes alive, not the last site.yml's count), and site.yml rolls a Serve config
-    change out to them, which, with the load balancer, lose nothing. Back up, one site.yml on
+    change out to them, which, with the load balancer, lose nothing. In both runs the
+    inventory names the worker by a DNS name (one that resolves nowhere), as real sites do: its
+    address comes from the head's record, and it is never contacted. Back up, one site.yml on
     the whole inventory brings it in line: the config returns, and its port serves again."""
     worker = nodes["workers"][-1]
+    by_name = tmp_path / "by-name.yml"
+    by_name.write_text(
+        yaml.safe_dump({"all": {"hosts": {worker: {"ansible_host": f"{worker}.rayforge.invalid"}}}})
+    )
+    limited = ["-i", str(by_name), "--limit", f"all:!{worker}"]
     changed = json.loads(json.dumps(rayvars["ray_serve_applications"]))
     mine = next(a for a in changed if a["name"] == app["name"])
     args = mine.setdefault("args", {})
@@ -524,8 +617,7 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
         run["change"] = run_playbook(
             host,
             "site.yml",
-            "--limit",
-            f"all:!{worker}",
+            *limited,
             "-e",
             json.dumps({"ray_serve_applications": changed}),
             check=False,
@@ -545,10 +637,9 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
         assert wait_until(lambda: not alive_node_ids(dashboard, nodes["ips"][worker]), 120)
         # Serve restarted before any site.yml ran without the worker (a Serve outage by design,
         # so not under load): the anchor must not wait for a replica on the stopped host.
-        restarted = run_playbook(
-            host, "playbooks/restart-serve.yml", "--limit", f"all:!{worker}", check=False
-        )
+        restarted = run_playbook(host, "playbooks/restart-serve.yml", *limited, check=False)
         assert restarted.returncode == 0, f"{restarted.stdout[-6000:]}\n{restarted.stderr[-2000:]}"
+        assert ".rayforge.invalid" not in restarted.stdout, "the host out for repair was contacted"
         assert wait_until(lambda: all_serve(others), timeout=60, step=2), "not serving again"
         reports, _, _ = under_load(others, app, change, limit_s=60)
         print("without the worker:", describe(reports), sep="\n")
@@ -562,6 +653,7 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
         back_reports, _, _ = under_load(others, app, back, limit_s=60)
     done = run["change"]
     assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+    assert ".rayforge.invalid" not in done.stdout, "the host out for repair was contacted"
     assert all(r.failed == 0 for r in reports.values()), describe(reports)
     assert status == 200, body
     deployed = body["applications"][app["name"]]["deployed_app_config"]
