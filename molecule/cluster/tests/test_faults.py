@@ -590,6 +590,11 @@ def member_set_admits(node_host, table: str, ip: str) -> bool:
     return node_host.run(f"nft get element inet {table} members '{{ {ip} }}'").rc == 0
 
 
+# Seconds within which a node that was down during a deploy serves again after its Ray unit
+# is active, with no site.yml (the reconciler's settle polls, Ray's start, Serve's proxy).
+REJOIN_SERVES_S = 90
+
+
 def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
     host, nodes, targets, app, rayvars, dashboard, tmp_path
 ):
@@ -598,8 +603,9 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
     for the nodes alive, not the last site.yml's count), and site.yml rolls a Serve config
     change out to them, which, with the load balancer, lose nothing. In both runs the
     inventory names the worker by a DNS name (one that resolves nowhere), as real sites do: its
-    address comes from the head's record, and it is never contacted. Back up, one site.yml on
-    the whole inventory brings it in line: the config returns, and its port serves again."""
+    address comes from the head's record, and it is never contacted. Back up, its port serves
+    again within REJOIN_SERVES_S of its Ray unit being active, with no site.yml; then one
+    site.yml on the whole inventory brings it in line: the inventory's config returns."""
     worker = nodes["workers"][-1]
     by_name = tmp_path / "by-name.yml"
     by_name.write_text(
@@ -650,7 +656,14 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
         # and gives the host its proxy again; the tests after this one need all three nodes.
         subprocess.run(["docker", "start", worker], check=True, timeout=120)
         wait_active(nodes["hosts"][worker], rayvars["ray_worker_service_name"])
+        active = time.monotonic()
+        # Its port serves again with no site.yml: the reconciler gives the node back its
+        # proxy anchor replica, and with it Serve's proxy.
+        rejoined = wait_until(lambda: all_serve([worker]), timeout=REJOIN_SERVES_S, step=1)
+        rejoined_s = time.monotonic() - active
         back_reports, _, _ = under_load(others, app, back, limit_s=60)
+    print(f"{worker}: serving {rejoined_s:.1f} s after its Ray unit was active again")
+    assert rejoined, f"{worker} not serving {REJOIN_SERVES_S} s after its unit was active"
     done = run["change"]
     assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
     assert ".rayforge.invalid" not in done.stdout, "the host out for repair was contacted"
