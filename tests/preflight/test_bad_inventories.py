@@ -51,6 +51,7 @@ from preflight_support import (
     PER_NODE_KIND_TASKS,
     PREFLIGHT_PLAY,
     RAY_SETUP_TASKS,
+    REPO,
     SUPPORTED_MINORS,
     SYSTEM_PYTHON,
     Case,
@@ -473,7 +474,32 @@ def wheelhouse_cache_missing(inv: dict, ctx: Context) -> None:
     ctx.values["cache"] = str(ctx.tmp / "fresh" / "cache" / "wheelhouse")
 
 
+def lean_controller(inv: dict, ctx: Context) -> None:
+    """The controller's Ansible as the README installs it: `scripts/bootstrap.sh --controller`
+    from an empty cache root, and nothing of the development venv on PATH."""
+    cache = ctx.tmp / "cache"
+    built = subprocess.run(
+        [str(REPO / "scripts/bootstrap.sh"), "--controller"],
+        env={**os.environ, "RAYFORGE_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    venv = Path(built.stdout.strip().splitlines()[-1])
+    ctx.env["PATH"] = f"{venv}/bin:/usr/local/bin:/usr/bin:/bin"
+    ctx.env["RAYFORGE_CACHE"] = str(cache)
+    ctx.values["venv"] = str(venv)
+
+
 GOOD_CASES = [
+    Case(
+        "lean-controller",
+        lean_controller,
+        "TASK [ray : Controller runs the ansible-core the roles need",
+        good=True,
+    ),
     Case(
         "left-out-by-name-recorded",
         left_out_by_name_recorded,
@@ -536,6 +562,28 @@ def test_preflight_creates_a_missing_wheelhouse_cache(case: Case, runs: dict) ->
     cache = Path(str(run.values["cache"]))
     assert cache.is_dir(), describe(run)
     assert list(cache.iterdir()) == [], "the probe's file is left behind"
+
+
+@pytest.mark.parametrize(
+    "case", [case for case in GOOD_CASES if case.id == "lean-controller"], ids=str
+)
+def test_the_lean_controller_has_what_the_playbooks_need_and_no_more(
+    case: Case, runs: dict
+) -> None:
+    """Its preflight passed (test_good_inventory_passes_preflight); and none of the
+    development tools is in it."""
+    run = runs[case.id].result()
+    assert run.rc == 0, describe(run)
+    listed = subprocess.run(
+        [f"{run.values['venv']}/bin/python", "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert "ansible-core" in names, names
+    assert not names & {"ray", "molecule", "pytest", "ansible-lint", "rayforge-salience"}, names
 
 
 @pytest.mark.parametrize("case", GOOD_CASES, ids=lambda case: case.id)

@@ -64,6 +64,6 @@ def test_an_older_ansible_core_fails_first_and_names_the_fix(tmp_path: Path) -> 
     assert run.returncode != 0, out
     assert "This controller runs ansible-core 2.16." in out, out
     assert f"need ansible-core >= {MIN_ANSIBLE}" in out, out
-    assert 'PATH="$(scripts/bootstrap.sh)/bin:$PATH"' in out, out
+    assert 'PATH="$(scripts/bootstrap.sh --controller)/bin:$PATH"' in out, out
     assert "UNREACHABLE" not in out, out
     assert "192.0.2.10" not in out, out  # no host was contacted
