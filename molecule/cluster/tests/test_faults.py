@@ -281,7 +281,13 @@ def test_ray_stopped_under_an_active_unit_comes_back_without_a_human(
         assert served <= limit, describe(reports)
     if where == "one-worker":
         for name in nodes["balancers"]:
-            assert reports[name].failed == 0, describe(reports)
+            # Killed with -9, a node's ingress resets the connections it had accepted, some
+            # with a request already sent; Debian 12's HAProxy (2.6) retries a connection the
+            # node closed without an answer, but answers 502 for one it reset (README, health
+            # contract). At most that one request.
+            lost = reports[name].outcomes.get("http 502", 0) if action is kill_serve_haproxy else 0
+            assert reports[name].failed - lost == 0, describe(reports)
+            assert lost <= 1, describe(reports)
         # The other nodes' own ports: nothing but a request that was in flight to a replica
         # on the node when its Ray died (the load balancer sends such a one again).
         for name in [head, *workers[1:]]:
