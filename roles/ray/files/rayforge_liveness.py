@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright: rayforge contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Restarts this node's Ray unit when its Ray is dead under a unit systemd thinks is running.
 
 `ray start --block` (the main process of a Ray unit) treats every child that exits on SIGTERM

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: rayforge contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Read a Ray cluster's nodes, Serve applications and proxies, and rayforge's verdict on them."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: rayforge contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """The head's side of the preflight's GCS reachability probe, as three read-only steps.
 
 Run on the head (delegated there by roles/ray/tasks/preflight_gcs_probe.yml), with the

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: rayforge contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Puts several directories and small files in place on a host in one module run."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Copyright: rayforge contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Ray's dashboard REST API, and what rayforge calls a healthy Serve deployment.
 
 The one client for every call rayforge makes to the dashboard: the Ansible modules import it

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright: rayforge contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Refuses new connections to a node's Serve port while the node cannot route them.
 
 Runs on every node under systemd (rayforge-serve-gate.service, root: it edits the nftables

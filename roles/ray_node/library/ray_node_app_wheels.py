@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: rayforge contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Build the app projects' wheels on the controller and name the build by what they hold."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright: rayforge contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Keeps Serve running the last config that became healthy, without a human.
 
 Runs on the head under systemd (rayforge-serve-reconciler.service, the ray user). Every
