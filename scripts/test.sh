@@ -4,7 +4,8 @@
 #   2. bootstrap   scripts/bootstrap.sh (the tooling venv; its bin/ goes first on PATH)
 #   3. host-image  scripts/build-host-image.sh (exports RAYFORGE_HOST_IMAGE = its tag)
 #   4. lint        yamllint, ansible-lint, ruff check, ruff format --check,
-#                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check README.md
+#                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check (the
+#                  roles' READMEs)
 #                  (one step each)
 #   5. app-tests   pytest app/tests; unit-tests: pytest tests/unit (modules, dashboard client,
 #                  reconciler, against recorded dashboard answers); preflight-tests: pytest
@@ -265,9 +266,10 @@ else
     step lint:ruff-check ruff check "${ruff_paths[@]}"
     step lint:ruff-format ruff format --check --diff "${ruff_paths[@]}"
     step lint:argument-specs python scripts/check-argument-specs.py
-    # README's role variable tables are generated from the argument specs: must be current.
-    if [ -f scripts/gen-role-docs.py ] && [ -f README.md ]; then
-        step lint:role-docs python scripts/gen-role-docs.py --check README.md
+    # Each role's README (roles/<role>/README.md) is generated from its argument specs: every
+    # one must exist and be current.
+    if [ -f scripts/gen-role-docs.py ]; then
+        step lint:role-docs python scripts/gen-role-docs.py --check
     fi
 fi
 
