@@ -321,6 +321,17 @@ def left_out_by_name_recorded(inv: dict, ctx: Context) -> None:
     )
 
 
+def gcs_store_of_another_head(inv: dict, ctx: Context) -> None:
+    """The head's GCS store was written by a head at another address (another cluster's, or
+    this head's before its address changed)."""
+    store = ctx.tmp / "gcs-store"
+    store.mkdir()
+    (ctx.tmp / "gcs-store.identity").write_text(
+        json.dumps({"gcs_address": f"{FOREIGN_IP}:6379", "ray_version": "2.60.0"})
+    )
+    all_vars(inv)["ray_head_gcs_storage_path"] = str(store)
+
+
 BAD_CASES = [
     Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
     Case("two-heads", two_heads, "it has 2 (head, worker1)"),
@@ -434,6 +445,11 @@ BAD_CASES = [
         "The address of worker2 is unknown: outside this run (--limit), named by"
         " worker2.rayforge.invalid rather than an IPv4 address, not in the head's record",
         workers=2,
+    ),
+    Case(
+        "gcs-store-of-another-head",
+        gcs_store_of_another_head,
+        f"was written by the head at {FOREIGN_IP}:6379, not this cluster's 127.0.0.1:{{gcs_port}}",
     ),
     Case("wrong-type", wrong_type, "argument 'ray_object_store_memory' is of type str"),
     Case(
