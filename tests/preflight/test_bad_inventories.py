@@ -180,23 +180,46 @@ def mixed_python(inv: dict, ctx: Context) -> None:
     host(inv, "worker1")["ansible_python_interpreter"] = other
 
 
-def unsupported_os(inv: dict, ctx: Context) -> None:
+def worker_sees_os(ctx: Context, inv: dict, name: str, os_release: str) -> None:
+    """worker1's python3 sees OS_RELEASE as /etc/os-release (a mount namespace of its own)."""
     if not unshare_works("--mount", "--propagation", "private"):
         pytest.skip("needs `unshare --mount` (root) to show the worker another /etc/os-release")
     fake = ctx.tmp / "os-release"
-    fake.write_text(
-        'NAME="AlmaLinux"\nVERSION="9.4 (Seafoam Ocelot)"\nID="almalinux"\n'
-        'ID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n'
-    )
+    fake.write_text(os_release)
     real = os.path.realpath("/etc/os-release")
     host(inv, "worker1")["ansible_python_interpreter"] = interpreter_wrapper(
         ctx,
-        "python-almalinux",
-        "# python3 that sees an AlmaLinux /etc/os-release, in a mount namespace of its own\n"
+        f"python-{name}",
+        f"# python3 that sees a {name} /etc/os-release, in a mount namespace of its own\n"
         "exec unshare --mount --propagation private /bin/sh -c "
         f'\'mount --bind "$1" "$2" && shift 2 && exec "$@"\' sh {fake} {real} '
         f'{SYSTEM_PYTHON} "$@"',
     )
+
+
+ALMALINUX = (
+    'NAME="AlmaLinux"\nVERSION="9.4 (Seafoam Ocelot)"\nID="almalinux"\n'
+    'ID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n'
+)
+UBUNTU = (
+    'NAME="Ubuntu"\nVERSION="24.04.1 LTS (Noble Numbat)"\nID=ubuntu\nID_LIKE=debian\n'
+    'VERSION_ID="24.04"\nVERSION_CODENAME=noble\n'
+)
+
+
+def unsupported_os(inv: dict, ctx: Context) -> None:
+    worker_sees_os(ctx, inv, "almalinux", ALMALINUX)
+
+
+def untested_os(inv: dict, ctx: Context) -> None:
+    """A Debian-family OS the roles are not tested on."""
+    worker_sees_os(ctx, inv, "ubuntu", UBUNTU)
+
+
+def untested_os_accepted(inv: dict, ctx: Context) -> None:
+    """The same, accepted by the operator's explicit choice."""
+    worker_sees_os(ctx, inv, "ubuntu", UBUNTU)
+    all_vars(inv)["ray_allow_untested_os"] = True
 
 
 def auth_token_on_old_ray(inv: dict, ctx: Context) -> None:
@@ -389,6 +412,13 @@ BAD_CASES = [
     Case("mixed-python", mixed_python, "Hosts differ in Python version or CPU architecture"),
     Case("unsupported-os", unsupported_os, "worker1 runs AlmaLinux 9.4 (OS family RedHat)"),
     Case(
+        "untested-os",
+        untested_os,
+        "worker1 runs Ubuntu 24.04 (OS family Debian); rayforge is tested on Debian 12 only."
+        " Move the host to a tested release, leave it out of the inventory, or set"
+        " ray_allow_untested_os: true",
+    ),
+    Case(
         "auth-on-old-ray",
         auth_token_on_old_ray,
         "token auth needs Ray >= 2.52; raise ray_version or set ray_auth_mode: disabled"
@@ -510,6 +540,12 @@ def lean_controller(inv: dict, ctx: Context) -> None:
 
 
 GOOD_CASES = [
+    Case(
+        "untested-os-accepted",
+        untested_os_accepted,
+        "TASK [ray : Each host's settings, system and memory pass the checks",
+        good=True,
+    ),
     Case(
         "lean-controller",
         lean_controller,
