@@ -355,6 +355,16 @@ def gcs_store_of_another_head(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_head_gcs_storage_path"] = str(store)
 
 
+def ray_version_changed(inv: dict, ctx: Context) -> None:
+    """The head runs another Ray release than the inventory's ray_version: site.yml refuses the
+    change (upgrade.yml makes it). The head's Ray is a stand-in that tells its version."""
+    ray = ctx.tmp / "venv" / "bin" / "ray"
+    ray.parent.mkdir(parents=True)
+    ray.write_text('#!/bin/sh\necho "ray, version 0.0.1"\n')
+    ray.chmod(0o755)
+    all_vars(inv)["ray_venv_dir"] = str(ctx.tmp / "venv")
+
+
 BAD_CASES = [
     Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
     Case("two-heads", two_heads, "it has 2 (head, worker1)"),
@@ -480,6 +490,11 @@ BAD_CASES = [
         "gcs-store-of-another-head",
         gcs_store_of_another_head,
         f"was written by the head at {FOREIGN_IP}:6379, not this cluster's 127.0.0.1:{{gcs_port}}",
+    ),
+    Case(
+        "ray-version-changed",
+        ray_version_changed,
+        "The head runs Ray 0.0.1; the inventory asks for Ray",
     ),
     Case("wrong-type", wrong_type, "argument 'ray_object_store_memory' is of type str"),
     Case(
