@@ -661,10 +661,8 @@ def test_good_inventory_passes_preflight(case: Case, runs: dict) -> None:
     if case.absent:
         assert normalise(case.absent) not in normalise(run.stdout), describe(run)
     hosts = recap(run.stdout)
-    # localhost: the controller's own check (its ansible-core), before any host.
-    expected = {"localhost", "head", *(f"worker{n}" for n in range(1, case.workers + 1))}
-    if run.values.get("left_out"):  # --limit 'all:!<host>' leaves out the implicit localhost
-        expected -= {run.values["left_out"], "localhost"}
+    expected = {"head", *(f"worker{n}" for n in range(1, case.workers + 1))}
+    expected.discard(run.values.get("left_out"))
     assert set(hosts) == expected, describe(run)
     assert {name: counts["changed"] for name, counts in hosts.items()} == dict.fromkeys(hosts, 0)
 
