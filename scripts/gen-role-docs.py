@@ -50,19 +50,7 @@ URL = re.compile(r"\bU\(([^)]+)\)")
 LINK = re.compile(r"\bL\(([^)]+),\s*([^)]+)\)")
 
 
-class Loader(yaml.SafeLoader):
-    """SafeLoader that reads Ansible's custom tags (!unsafe, !vault...) as plain values."""
-
-
-def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-
-
-Loader.add_multi_constructor("!", _untagged)
+Loader = role_yaml.AnsibleLoader
 
 
 def load(path: Path) -> Any:

@@ -84,19 +84,15 @@ class Facts:
     make_targets: set[str] = field(default_factory=set)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads Ansible's tags (!unsafe, !vault) as plain values."""
+def _role_yaml() -> Any:
+    """scripts/role_yaml.py, the YAML helpers the role-docs generator uses too."""
+    spec = importlib.util.spec_from_file_location("role_yaml", REPO / "scripts" / "role_yaml.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-
-
-_Loader.add_multi_constructor("!", _untagged)
+_Loader = _role_yaml().AnsibleLoader
 
 
 def _load_yaml(path: Path) -> Any:
