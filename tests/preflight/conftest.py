@@ -23,12 +23,15 @@ def runs(
     A case that skips (pytest.skip in its edit, in a worker thread) raises Skipped from
     Future.result(), which skips its test.
     """
-    selected = [
-        item.callspec.params["case"]
+    # Each case once, however many tests read its run; the slow ones first, so that they do
+    # not start last and run alone.
+    cases = {
+        item.callspec.params["case"].id: item.callspec.params["case"]
         for item in request.session.items
         if item.module is request.module
         and "case" in getattr(getattr(item, "callspec", None), "params", {})
-    ]
+    }
+    selected = sorted(cases.values(), key=lambda case: not case.slow)
     ports = free_ports(len(selected))
     with ThreadPoolExecutor(max_workers=JOBS) as pool:
         futures: dict[str, Future[Run]] = {

@@ -253,6 +253,8 @@ class Case:
     # A good case passes the preflight (run with --tags preflight, without the guard); a bad
     # one fails in it.
     good: bool = False
+    # Its edit takes long (builds a venv): started first.
+    slow: bool = False
 
 
 @dataclass(frozen=True)

@@ -566,6 +566,7 @@ GOOD_CASES = [
         lean_controller,
         "TASK [ray : Controller runs the ansible-core the roles need",
         good=True,
+        slow=True,
     ),
     Case(
         "left-out-by-name-recorded",
