@@ -33,9 +33,9 @@
 #   RAYFORGE_STEP_TIMEOUT      seconds a step may take (default 900)
 #   RAYFORGE_SCENARIO_TIMEOUT  seconds one Molecule scenario may take (default 3600: the
 #                              cluster scenario, the longest, runs beside the others on a
-#                              machine its idle Ray nodes keep busy, and took more than 2700
-#                              with its 2026-12-07 tests; docs/benchmarks.md, "The test run",
-#                              has its time)
+#                              machine its idle Ray nodes keep busy: 2,319 s alone, over
+#                              2,700 s on a shared machine, 2026-12-07; docs/benchmarks.md,
+#                              "The test run", has its time)
 #   RAYFORGE_SCENARIO_JOBS     Molecule scenarios run side by side (default 2; 1 runs them one
 #                              after the other with their output live). Side by side, the
 #                              short scenarios end while the cluster scenario still runs, so
