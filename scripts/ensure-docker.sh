@@ -34,8 +34,16 @@ if pgrep -x dockerd >/dev/null 2>&1; then
 else
     say "starting dockerd in the background (log: $log)"
     echo "=== ensure-docker: starting dockerd at $(date -Is)" >>"$log"
-    # setsid: the engine must outlive this script and the shell or CI job that started it.
-    nohup setsid dockerd >>"$log" 2>&1 </dev/null &
+    # setsid: the engine must outlive this script and the shell or CI job that started it. Every
+    # descriptor but 0-2 is closed first: an inherited pipe (a caller's `| tee`, bash's
+    # `> >(tee ...)`) held open by the engine would keep that caller waiting for its end forever.
+    (
+        for fd in /proc/"$BASHPID"/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+        done
+        exec nohup setsid dockerd >>"$log" 2>&1 </dev/null
+    ) &
 fi
 
 for ((i = 0; i < wait_s; i++)); do
