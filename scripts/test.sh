@@ -10,12 +10,14 @@
 #   5. app-tests   pytest app/tests; unit-tests: pytest tests/unit (modules, dashboard client,
 #                  reconciler, against recorded dashboard answers); preflight-tests: pytest
 #                  tests/preflight (bad inventories); controller-tests: pytest tests/controller
-#                  (the wheelhouse cache, the README)
+#                  (the wheelhouse cache, the README). With scenarios in lanes (6), these run
+#                  last in the lightest lane, beside the cluster scenario; else before them.
 #   6. molecule    destroy leftovers of an aborted run, then `molecule test -s NAME` for every
 #                  molecule/*/molecule.yml, in RAYFORGE_SCENARIO_JOBS lanes side by side (the
-#                  cluster scenario in one, the shorter ones after each other in the other;
-#                  each scenario's log printed whole when all have ended); a failure does not
-#                  stop the others. A scenario without a tests/test_*.py fails without running.
+#                  cluster scenario in one, the shorter ones and then the suites of step 5
+#                  after each other in the other; each log printed whole when all have
+#                  ended); a failure does not stop the others. A scenario without a
+#                  tests/test_*.py fails without running.
 # Each step has a time limit (killed with its children when it runs over) and its own log.
 # The summary table gives each step's result, seconds and tests; the closing line counts
 # tests: pytest's own counts where a step ran pytest (the app, the preflight cases, each
@@ -275,7 +277,10 @@ else
 fi
 
 # 5. The app's tests, the bad inventories (the real site.yml against local hosts, stopping in
-# preflight) and the controller's own work.
+# preflight) and the controller's own work. With Molecule's scenarios in lanes, they run in the
+# lightest lane after its scenarios (beside the longest scenario, off the run's critical path);
+# otherwise here, one after the other.
+suites=() # NAME:DIR of each suite to run
 for suite in app-tests:app/tests unit-tests:tests/unit preflight-tests:tests/preflight \
     controller-tests:tests/controller; do
     name=${suite%%:*}
@@ -285,9 +290,16 @@ for suite in app-tests:app/tests unit-tests:tests/unit preflight-tests:tests/pre
     elif [ ! -d "$dir" ]; then
         fail_unrun "$name" "no $dir"
     else
-        step "$name" python -m pytest "$dir"
+        suites+=("$suite")
     fi
 done
+run_suites() {
+    local suite
+    for suite in "${suites[@]}"; do
+        step "${suite%%:*}" python -m pytest "${suite#*:}"
+    done
+    suites=()
+}
 
 # 6. Molecule scenarios.
 scenario_ready() { # why NAME cannot run, or nothing
@@ -301,14 +313,47 @@ molecule_failed() {
     echo "--- scenario $1 failed; Docker containers now:"
     docker ps -a --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}\t{{.Labels}}' || true
 }
-# Scenarios in lanes: up to $scenario_jobs lanes run side by side, each its scenarios one after
-# the other. Scenarios are placed longest first, each in the lane with the fewest platforms so
-# far (platforms stand for length: the cluster scenario has most and takes longest), so the
-# short ones share a lane beside it. Each scenario's output goes to its log while it runs; the logs are printed whole,
-# in name order, once every lane has ended, and recorded as steps.
+# Scenarios in lanes: up to $scenario_jobs lanes run side by side, each its jobs one after the
+# other. Scenarios are placed longest first, each in the lane with the fewest platforms so far
+# (platforms stand for length: the cluster scenario has most and takes longest), so the short
+# ones share a lane beside it; the suites of step 5 go last in the lightest lane. Each job's
+# output goes to its log while it runs; the logs are printed whole once every lane has ended
+# (the suites first, then the scenarios in name order), and recorded as steps.
 platform_count() { grep -c '^  - name:' "molecule/$1/molecule.yml"; }
+lane_job() { # lane_job molecule:NAME | suite:NAME:DIR, in a lane: its log and its .rc
+    local kind=${1%%:*} rest=${1#*:} name log start rc secs
+    name=${rest%%:*}
+    if [ "$kind" = molecule ]; then
+        log="$logs/molecule_$name.log"
+    else
+        log="$logs/$name.log"
+    fi
+    start=$(now)
+    {
+        if [ "$kind" = molecule ]; then
+            echo "+ molecule test -s $name"
+            timeout --kill-after=30 "$scenario_timeout" molecule test -s "$name" </dev/null
+            rc=$?
+            [ "$rc" -eq 0 ] || molecule_failed "$name"
+        else
+            echo "+ python -m pytest ${rest#*:}"
+            timeout --kill-after=30 "$step_timeout" python -m pytest "${rest#*:}" </dev/null
+            rc=$?
+        fi
+    } >"$log" 2>&1
+    secs=$(elapsed "$start" "$(now)")
+    echo "$rc $secs" >"$log.rc"
+    echo "--- ${kind}:$name ended (exit $rc) after ${secs}s"
+}
+lane_report() { # lane_report STEP LOG LIMIT: prints a lane job's log, records its step
+    local rc secs
+    banner "$1"
+    cat "$2" 2>/dev/null
+    read -r rc secs <"$2.rc" 2>/dev/null || { rc=1 secs=-; }
+    conclude "$1" "$rc" "$secs" "$2" "$3"
+}
 run_lanes() {
-    local name lane best i weight start rc secs log lanes=() weights=()
+    local name lane best i weight suite lanes=() weights=()
     for ((i = 0; i < scenario_jobs; i++)); do
         lanes+=("")
         weights+=(0)
@@ -322,37 +367,35 @@ run_lanes() {
         done
         weight=$(platform_count "$name")
         weights[best]=$((weights[best] + weight))
-        lanes[best]="${lanes[$best]} $name"
+        lanes[best]="${lanes[$best]} molecule:$name"
+    done
+    best=0
+    for ((i = 1; i < scenario_jobs; i++)); do
+        [ "${weights[$i]}" -lt "${weights[$best]}" ] && best=$i
+    done
+    for suite in "${suites[@]}"; do
+        lanes[best]="${lanes[$best]} suite:$suite"
     done
     banner "molecule: ${scenario_jobs} lanes side by side"
     for lane in "${lanes[@]}"; do
         [ -n "$lane" ] || continue
         echo "lane:$lane"
         (
-            for name in $lane; do
-                log="$logs/molecule_$name.log"
-                start=$(now)
-                {
-                    echo "+ molecule test -s $name"
-                    timeout --kill-after=30 "$scenario_timeout" molecule test -s "$name" </dev/null
-                    rc=$?
-                    [ "$rc" -eq 0 ] || molecule_failed "$name"
-                } >"$log" 2>&1
-                secs=$(elapsed "$start" "$(now)")
-                echo "$rc $secs" >"$log.rc"
-                echo "--- molecule:$name ended (exit $rc) after ${secs}s"
+            for job in $lane; do
+                lane_job "$job"
             done
         ) &
         lane_pids+=("$!")
     done
     wait "${lane_pids[@]}"
     lane_pids=()
+    for suite in "${suites[@]}"; do
+        name=${suite%%:*}
+        lane_report "$name" "$logs/$name.log" "$step_timeout"
+    done
+    suites=()
     for name in "$@"; do
-        log="$logs/molecule_$name.log"
-        banner "molecule:$name"
-        cat "$log" 2>/dev/null
-        read -r rc secs <"$log.rc" 2>/dev/null || { rc=1 secs=-; }
-        conclude "molecule:$name" "$rc" "$secs" "$log" "$scenario_timeout"
+        lane_report "molecule:$name" "$logs/molecule_$name.log" "$scenario_timeout"
     done
 }
 if [ "$skip_molecule" = 1 ]; then
@@ -395,6 +438,7 @@ else
         if [ "${#known[@]}" -gt 0 ]; then
             step molecule:cleanup cleanup "${known[@]}"
             if [ "$scenario_jobs" -le 1 ] || [ "${#known[@]}" -le 1 ]; then
+                run_suites
                 for name in "${known[@]}"; do
                     step --limit "$scenario_timeout" "molecule:$name" molecule test -s "$name" ||
                         molecule_failed "$name"
@@ -405,5 +449,6 @@ else
         fi
     fi
 fi
+run_suites # when no lane took them
 
 summary
