@@ -12,7 +12,10 @@ client unsure whether its request was lost). Every request is recorded with its 
 * ``refused``: the connection was refused (the port is closed: the node is down);
 * ``unreachable``: no route to the address (the host itself is down: rebooting);
 * ``reset``: the connection broke after the request was sent (a request lost in flight);
-* ``timeout``: no answer within the request timeout.
+* ``timeout``: no answer within the request timeout (REQUEST_TIMEOUT_S).
+
+Each sample also records how long its request took, so a slow answer is seen (each report's
+``slowest``) without being counted as lost.
 
 Addresses are whatever the test passes: read them from the running containers, never
 remember them.
@@ -31,7 +34,11 @@ from urllib.parse import urlsplit
 # Seconds between a target's answer and its next request: about 30 requests a second per
 # target, enough to see a gap of a tenth of a second and light on a 2-core machine.
 PAUSE_S = 0.03
-REQUEST_TIMEOUT_S = 10.0
+# A request unanswered this long is lost: the patience of a common HTTP client, and the lab load
+# balancer's own `timeout client`. Within it, the load balancer may try a request on up to four
+# nodes (`timeout server` 5 s each): a node whose ingress waits on a replica that died with
+# its host's Ray holds a request until Ray declares that replica dead.
+REQUEST_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Sample:
     target: str
     sent: float  # seconds since start()
     outcome: str
+    took: float = 0.0  # seconds until the answer, or until the request failed
 
 
 @dataclass
@@ -54,6 +62,8 @@ class TargetReport:
     # Seconds after FROM until the target answered 2xx and then never failed again
     # (None: it never did after FROM).
     recovered_after: float | None
+    # Seconds the slowest of these requests took (answered or not).
+    slowest: float = 0.0
 
     @property
     def non_2xx(self) -> int:
@@ -105,9 +115,9 @@ class LoadClient:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _record(self, name: str, sent: float, outcome: str) -> bool:
+    def _record(self, name: str, sent: float, outcome: str, took: float = 0.0) -> bool:
         with self._lock:
-            self.samples.append(Sample(name, sent, outcome))
+            self.samples.append(Sample(name, sent, outcome, took))
             if len(self.samples) >= self.max_requests:
                 self.exhausted = self.exhausted or f"{self.max_requests} requests sent"
             elif self.now() >= self.max_seconds:
@@ -128,7 +138,7 @@ class LoadClient:
         while not self._stop.is_set():
             sent = self.now()
             outcome = self._one(parts.hostname, parts.port or 80, path)
-            if not self._record(name, sent, outcome):
+            if not self._record(name, sent, outcome, self.now() - sent):
                 break
             self._stop.wait(PAUSE_S)
 
@@ -180,6 +190,7 @@ def report(samples: list[Sample], since: float = 0.0, until: float | None = None
             outcomes=dict(Counter(s.outcome for s in mine)),
             last_failure=last_failure,
             recovered_after=recovered,
+            slowest=max((s.took for s in mine), default=0.0),
         )
     return out
 
@@ -191,6 +202,6 @@ def describe(reports: dict) -> str:
         recovered = "never" if r.recovered_after is None else f"{r.recovered_after:.1f} s"
         lines.append(
             f"{r.target}: {r.total} requests, {r.failed} failed {r.outcomes}, "
-            f"serving for good after {recovered}"
+            f"serving for good after {recovered}, slowest {r.slowest:.1f} s"
         )
     return "\n".join(lines)

@@ -5,7 +5,8 @@ each outcome, and finds the last failure and the moment a target served for good
 it failed last, 0 when it never failed), whatever the order of the samples; describe() says
 so in one line per target. LoadClient, against a local HTTP server that answers 200 and then
 503, posts the body, records each outcome in order, and stops by itself at max_requests and
-at max_seconds (a test cannot leave it running); a closed port is recorded as "refused".
+at max_seconds (a test cannot leave it running); a closed port is recorded as "refused". Each
+sample says how long its request took; a report gives the slowest of its window.
 """
 
 from __future__ import annotations
@@ -78,9 +79,10 @@ def test_report_window_is_relative_to_since(load_client, mixed):
 def test_describe(load_client, mixed):
     assert load_client.describe(load_client.report(mixed)) == (
         "head: 5 requests, 2 failed {'ok': 3, 'http 503': 1, 'refused': 1}, "
-        "serving for good after 3.0 s\n"
-        "worker1: 2 requests, 0 failed {'ok': 2}, serving for good after 0.0 s\n"
-        "worker2: 2 requests, 1 failed {'ok': 1, 'reset': 1}, serving for good after never"
+        "serving for good after 3.0 s, slowest 0.0 s\n"
+        "worker1: 2 requests, 0 failed {'ok': 2}, serving for good after 0.0 s, slowest 0.0 s\n"
+        "worker2: 2 requests, 1 failed {'ok': 1, 'reset': 1}, serving for good after never, "
+        "slowest 0.0 s"
     )
 
 
@@ -173,3 +175,34 @@ def test_stop_ends_a_running_client(load_client, server):
     time.sleep(0.1)
     assert len(server.posts) == count == len(got)
     client.covered()  # stopped by the test, not by a limit: it saw all it was asked to
+
+
+def test_report_gives_the_slowest_request_within_the_window(load_client):
+    spec = [("head", 0.0, "ok", 0.1), ("head", 1.0, "ok", 12.5), ("head", 2.0, "timeout", 30.0)]
+    mine = [load_client.Sample(*item) for item in spec]
+    assert load_client.report(mine, until=1.5)["head"].slowest == 12.5
+    assert load_client.report(mine)["head"].slowest == 30.0
+    assert "slowest 30.0 s" in load_client.describe(load_client.report(mine))
+
+
+def test_client_records_how_long_each_request_took(load_client):
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(0.2)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    http = LocalHTTPServer(Slow)
+    try:
+        url = f"http://127.0.0.1:{http.port}/score"
+        client = load_client.LoadClient({"slow": url}, b"{}", max_requests=2).start()
+        assert ends_by_itself(client, within=10)
+    finally:
+        http.close()
+    assert [s.outcome for s in client.samples] == ["ok", "ok"]
+    assert all(0.2 <= s.took < 5 for s in client.samples), client.samples
