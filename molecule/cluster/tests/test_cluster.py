@@ -46,6 +46,12 @@ def app_state(dashboard, name):
     return body["applications"].get(name, {})
 
 
+def all_apps(dashboard):
+    status, body = dashboard.get("/api/serve/applications/")
+    assert status == 200, body
+    return body["applications"]
+
+
 def running_replicas(app):
     return [
         r
@@ -111,6 +117,19 @@ def test_status_and_diagnose_name_a_stopped_worker(host, cluster, dashboard, ray
     finally:
         cluster["hosts"][worker].run_test(f"systemctl start {unit}")
     assert wait_until(lambda: cluster["ips"][worker] in alive_nodes(dashboard))
+    # What status.yml reads, polled cheaply first (a status run takes a while): every
+    # application RUNNING and every node's proxy healthy.
+    port = rayvars["ray_serve_http_port"]
+    assert wait_until(
+        lambda: (
+            all(a["status"] == "RUNNING" for a in all_apps(dashboard).values())
+            and all(
+                http(f"http://{ip}:{port}/-/healthz")[0] == 200 for ip in cluster["ips"].values()
+            )
+        ),
+        timeout=180,
+        step=2,
+    )
     assert wait_until(
         lambda: (
             run_playbook(
