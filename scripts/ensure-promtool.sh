@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Print the path of a promtool from Debian's prometheus package, the one the prometheus role
 # installs on the monitoring host, for the rules' tests (tests/unit/test_alert_rules.py).
-#   - the package's candidate version is asked of apt (its lists refreshed first when it
-#     knows none and this runs as root);
+#   - the package's candidate version is asked of apt (its lists refreshed first, as root,
+#     when it knows none, and again when the mirror no longer has that version's .deb);
 #   - ${RAYFORGE_CACHE:-~/.cache/rayforge}/promtool-<version>/usr/bin/promtool is reused
 #     when it runs;
 #   - else the .deb is fetched with `apt-get download` into a temporary directory and
@@ -46,7 +46,16 @@ if [ "$(id -u)" -eq 0 ] && id _apt >/dev/null 2>&1; then
     chown _apt "$tmp"
 fi
 say "downloading $package=$version with apt-get download"
-(cd "$tmp" && apt-get download -q "$package=$version" >&2)
+if ! (cd "$tmp" && apt-get download -q "$package=$version" >&2); then
+    # Lists older than the mirror name a .deb it no longer has: refresh them once (root only).
+    [ "$(id -u)" -eq 0 ] || { say "apt-get download failed (run apt-get update as root)"; exit 1; }
+    say "apt-get download failed: refreshing apt's lists and trying again"
+    apt-get update -qq >&2
+    version=$(candidate)
+    dir="$cache/promtool-${version//:/_}"
+    bin="$dir/usr/bin/promtool"
+    (cd "$tmp" && apt-get download -q "$package=$version" >&2)
+fi
 deb=$(find "$tmp" -maxdepth 1 -name "${package}_*.deb" -print -quit)
 if [ -z "$deb" ]; then
     say "apt-get download left no ${package}_*.deb"
