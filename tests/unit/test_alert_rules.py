@@ -21,6 +21,7 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ import yaml
 from ansible.plugins.filter.core import comment
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+from promql import metric_names  # noqa: E402
+
 ROLE = REPO / "roles" / "prometheus"
 TEMPLATE = "rayforge-rules.yml.j2"
 CASES = REPO / "tests" / "alerts"
@@ -38,8 +42,6 @@ RUNBOOK = REPO / "docs" / "operations.md"
 # The name the case files give the rules in their rule_files.
 RULES_NAME = "rayforge.yml"
 
-# PromQL words that are not metric names.
-PROMQL_WORDS = {"and", "or", "unless", "offset", "bool", "inf", "nan"}
 # Ray's sources that define or chart the metrics its nodes export: the Python metrics (Serve's,
 # the dashboard agent's node and component gauges) and the Grafana panels Ray ships for its
 # C++ metrics (object store, resources, memory monitor).
@@ -200,20 +202,6 @@ def ray_metric_source() -> str:
         for folder in RAY_METRIC_SOURCES
         for path in sorted((ray_package() / folder).rglob("*.py"))
     )
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names an expression reads: its words, less label matchers, grouping label
-    lists, functions, keywords and numbers."""
-    expr = re.sub(r'"[^"]*"', "", expr)
-    expr = re.sub(r"\{[^}]*\}", "", expr)
-    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-    expr = re.sub(r"\[[^\]]*\]", "", expr)
-    words = set()
-    for match in re.finditer(r"(?<![\w.])[a-zA-Z_:][\w:]*", expr):
-        if not expr[match.end() :].lstrip().startswith("("):  # a function
-            words.add(match.group())
-    return {w for w in words if w.lower() not in PROMQL_WORDS}
 
 
 def test_ray_source_is_the_release_the_nodes_run() -> None:

@@ -2,7 +2,8 @@
 ports the scenario's inventory moved.
 
 Prometheus is asked from the controller, over the network, as an operator would; each
-cluster host checks that it is a target that is up and that its Ray metrics arrive.
+cluster host checks that it is a target that is up and that its Ray metrics arrive. The
+alert rules are loaded, evaluate without error, and read only metrics the cluster exports.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 import urllib.parse
 
 import pytest
+from promql import metric_names
 
 from conftest import IP_CMD, http, peer
 
@@ -145,3 +147,50 @@ def test_ray_metrics_of_this_node_are_stored(prometheus, metrics_target):
     )
     assert result, f"no ray_node_cpu_count from {metrics_target}"
     assert float(result[0]["value"][1]) > 0, result
+
+
+# Metrics an alert reads that a healthy cluster may never have produced: they appear with
+# the event they count (Ray registers a counter's series at its first increment).
+EVENT_ONLY_METRICS = {
+    # Workers the memory monitor killed: none on a healthy cluster.
+    "ray_memory_manager_worker_eviction_total",
+}
+
+
+def alert_rules(prometheus) -> list[dict]:
+    return [
+        rule
+        for group in prometheus("/api/v1/rules", type="alert")["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def test_alert_rules_are_loaded_and_evaluate(host, prometheus):
+    """Every alert rule the role installed is loaded, and each evaluates without an error
+    (health ok) against what the cluster exports."""
+    if host.ansible.get_variables()["inventory_hostname"] not in monitoring_hosts(host):
+        pytest.skip("monitoring host only")
+    deadline = time.monotonic() + 90
+    while True:
+        rules = alert_rules(prometheus)
+        if (rules and all(r["health"] != "unknown" for r in rules)) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert rules, "no alert rule loaded"
+    bad = [(r["name"], r["health"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+    assert not bad, bad
+
+
+def test_every_metric_an_alert_reads_is_stored(host, prometheus):
+    """A rule on a metric the cluster does not export never fires: every metric an alert
+    reads is among the names Prometheus has stored from this cluster (but EVENT_ONLY_METRICS,
+    which appear with their first event)."""
+    if host.ansible.get_variables()["inventory_hostname"] not in monitoring_hosts(host):
+        pytest.skip("monitoring host only")
+    stored = set(prometheus("/api/v1/label/__name__/values"))
+    missing = {
+        rule["name"]: sorted(metric_names(rule["query"]) - stored - EVENT_ONLY_METRICS)
+        for rule in alert_rules(prometheus)
+    }
+    missing = {name: metrics for name, metrics in missing.items() if metrics}
+    assert not missing, missing
