@@ -8,7 +8,10 @@ failed requests per node and seconds until each node served for good. Expected v
 unit names, applications, timeouts) come from the scenario's inventory over the role defaults.
 
 These run after test_cluster.py (file order) and leave the cluster serving (the last one
-upgrades the app to a new build).
+upgrades the app to a new build). Alertmanager's notifications reach a webhook receiver that
+runs on the controller through every test of this file (the scenario's inventory names it):
+the host out for repair is paged, and resolved once back; every fault that heals by itself
+pages nobody (the last test).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import pytest
 import yaml
+from alert_receiver import AlertReceiver
 from load_client import LoadClient, describe, report
 
 from conftest import IP_CMD, ROOT, http, peer, run_playbook, wait_until
@@ -41,6 +46,62 @@ LOAD_LIMIT_REQUESTS = 400_000
 SPARE_GROUP = "spare_hosts"
 # A joining node serves within this many seconds of its Ray unit becoming active.
 JOIN_SERVES_S = 120
+
+
+# The webhook receiver of the scenario's Alertmanager: one for the whole module (started by
+# the first test, closed after the last), so that it hears every fault of this file.
+_RECEIVER: dict[str, AlertReceiver] = {}
+# Alerts that page for a node, its Ray or its GCS: a fault that heals itself must not fire one.
+NODE_ALERTS = ("RayHeadDown", "RayWorkerDown", "RayGcsDown", "RayNodeNotAlive")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _alert_receiver_closed():
+    yield
+    if "receiver" in _RECEIVER:
+        _RECEIVER.pop("receiver").close()
+
+
+@pytest.fixture(autouse=True)
+def alerts(rayvars) -> AlertReceiver:
+    """The receiver listening on the port of the inventory's webhook receiver."""
+    if "receiver" not in _RECEIVER:
+        urls = [
+            hook["url"]
+            for receiver in rayvars["prometheus_alertmanager_receivers"]
+            for hook in receiver.get("webhook_configs", [])
+        ]
+        assert urls, "the scenario's inventory names no webhook receiver"
+        _RECEIVER["receiver"] = AlertReceiver(urllib.parse.urlsplit(urls[0]).port)
+    return _RECEIVER["receiver"]
+
+
+def duration_s(text: str) -> float:
+    """Seconds of a Prometheus duration (2m, 1m30s, 15s)."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|[smhdwy])", str(text)))
+
+
+def alert_delay_s(rayvars) -> float:
+    """How long after a node goes down its alert reaches the receivers at most: the rule's
+    for:, a scrape and an evaluation before it (each one interval), Alertmanager's
+    group_wait, and a few seconds of delivery."""
+    return (
+        duration_s(rayvars["prometheus_alert_down_for"])
+        + 2 * duration_s(rayvars["prometheus_scrape_interval"])
+        + duration_s(rayvars["prometheus_alertmanager_group_wait"])
+        + 15
+    )
+
+
+def resolve_delay_s(rayvars) -> float:
+    """How long after a node is back its alert's resolution reaches the receivers at most: a
+    scrape and an evaluation, Alertmanager's group_interval, and delivery."""
+    return (
+        2 * duration_s(rayvars["prometheus_scrape_interval"])
+        + duration_s(rayvars["prometheus_alertmanager_group_interval"])
+        + 15
+    )
 
 
 @pytest.fixture
@@ -573,7 +634,7 @@ REJOIN_SERVES_S = 90
 
 
 def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
-    host, nodes, targets, app, rayvars, dashboard, tmp_path
+    host, nodes, targets, app, rayvars, dashboard, tmp_path, alerts
 ):
     """A worker's host is down (stopped, as for a repair). Left out with --limit
     'all:!<worker>', restart-serve.yml restarts Serve on the other nodes (its config rendered
@@ -587,7 +648,11 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
     That run also finds another worker whose Ray is dead under its active unit, its liveness
     watchdog stopped (so only the run can notice): it says what it found, restarts the unit
     instead of waiting for the node to join, starts the watchdog again and ends with every node
-    serving; the load balancer and the healthy nodes lose nothing."""
+    serving; the load balancer and the healthy nodes lose nothing.
+
+    Alerting, end to end: the stopped worker's RayWorkerDown reaches the webhook receiver
+    within alert_delay_s() of the host going down, and its resolution within
+    resolve_delay_s() of the node serving again."""
     worker, broken = nodes["workers"][-1], nodes["workers"][0]
     unit = rayvars["ray_worker_service_name"]
     broken_node = nodes["hosts"][broken]
@@ -624,7 +689,9 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
         body = app["smoke_test"]["body"]
         return all(http(targets[name], method="POST", body=body)[0] == 200 for name in names)
 
+    down_at = time.monotonic()
     subprocess.run(["docker", "stop", "--time", "120", worker], check=True, timeout=240)
+    paged = None
     try:
         # The operator sees the host down (its Ray node no longer ALIVE: the GCS can take a
         # few health checks to notice a host that went away), then works without it.
@@ -638,6 +705,14 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
         reports, _, _ = under_load(others, app, change, limit_s=60)
         print("without the worker:", describe(reports), sep="\n")
         status, body = dashboard.get("/api/serve/applications/")
+        # Still down: the page arrives (now, or once the rule's for: has passed).
+        paged = alerts.wait(
+            "firing",
+            timeout=max(0, down_at + alert_delay_s(rayvars) - time.monotonic()),
+            after=down_at,
+            alertname="RayWorkerDown",
+            node=worker,
+        )
     finally:
         # Back, whatever happened above: the host boots (its Ray unit rejoins by itself), and
         # one site.yml on the whole inventory, under load, puts the inventory's config back
@@ -648,10 +723,27 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
         # Its port serves again with no site.yml: the reconciler gives the node back its
         # proxy anchor replica, and with it Serve's proxy.
         rejoined = wait_until(lambda: all_serve([worker]), timeout=REJOIN_SERVES_S, step=1)
-        rejoined_s = time.monotonic() - active
+        serving_at = time.monotonic()
+        rejoined_s = serving_at - active
         back_reports, back_facts, back_client = under_load(others, app, back, limit_s=90)
     print(f"{worker}: serving {rejoined_s:.1f} s after its Ray unit was active again")
     assert rejoined, f"{worker} not serving {REJOIN_SERVES_S} s after its unit was active"
+    assert paged is not None, (
+        f"no RayWorkerDown for {worker} within {alert_delay_s(rayvars):.0f} s: {alerts.seen}"
+    )
+    print(f"{worker}: RayWorkerDown at the receiver {paged - down_at:.1f} s after it went down")
+    resolved = alerts.wait(
+        "resolved",
+        timeout=max(0, serving_at + resolve_delay_s(rayvars) - time.monotonic()),
+        after=paged,
+        alertname="RayWorkerDown",
+        node=worker,
+    )
+    assert resolved is not None, (
+        f"RayWorkerDown for {worker} not resolved within {resolve_delay_s(rayvars):.0f} s "
+        f"of it serving again: {alerts.seen}"
+    )
+    print(f"{worker}: resolved at the receiver {resolved - serving_at:.1f} s after it served")
     done = run["change"]
     assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
     assert ".rayforge.invalid" not in done.stdout, "the host out for repair was contacted"
@@ -851,3 +943,17 @@ def test_rolling_upgrade_of_an_app_build_loses_nothing(
         status, body = http(f"http://{ip}:{port}/healthz")
         assert status == 200, (name, body)
         assert body["version"] == "99.0.0", (name, body)
+
+
+def test_faults_that_heal_by_themselves_paged_nobody(nodes, alerts):
+    """Every fault of this file but the host out for repair healed without a human, within
+    the node alerts' for:. None of them reached the receiver: only the repaired worker was
+    paged for a node (RayWorkerDown, once, and resolved)."""
+    repaired = nodes["workers"][-1]
+    pages = [
+        (n.labels.get("alertname"), n.labels.get("node"))
+        for n in alerts.seen
+        if n.status == "firing" and n.labels.get("alertname") in NODE_ALERTS
+    ]
+    print("node alerts that reached the receiver:", pages)
+    assert set(pages) == {("RayWorkerDown", repaired)}, alerts.seen
