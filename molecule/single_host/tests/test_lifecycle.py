@@ -62,10 +62,12 @@ def project_leftovers(host, rayvars) -> list[str]:
         left.append(f"user {rayvars['ray_user']}")
     if host.run(f"nft list table inet {rayvars['ray_firewall_table']}").rc == 0:
         left.append(f"nftables table inet {rayvars['ray_firewall_table']}")
-    # Nothing the project started keeps a port open (Prometheus' package stays, stopped).
-    prometheus = host.service("prometheus")
-    if prometheus.is_running or prometheus.is_enabled:
-        left.append("prometheus.service running or enabled")
+    # Nothing the project started keeps a port open (Prometheus' and Alertmanager's packages
+    # stay, stopped).
+    for name in ("prometheus", "prometheus-alertmanager"):
+        service = host.service(name)
+        if service.is_running or service.is_enabled:
+            left.append(f"{name}.service running or enabled")
     return left
 
 
