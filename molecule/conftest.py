@@ -14,6 +14,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -116,7 +117,8 @@ def wait_until(predicate, timeout: float = 180, step: float = 3) -> bool:
 
 
 class DiagnoseCheck(dict):
-    """One check of diagnose.yml's report: number, ok, name, detail (lines), fix (text)."""
+    """One check of diagnose.yml's report: ok (PASS), verdict (PASS, FAIL or SKIP), id, name,
+    detail (lines), fix (text)."""
 
 
 def diagnose(host, *extra: str) -> tuple[subprocess.CompletedProcess, dict[int, DiagnoseCheck]]:
@@ -154,10 +156,10 @@ def diagnose(host, *extra: str) -> tuple[subprocess.CompletedProcess, dict[int, 
     checks: dict[int, DiagnoseCheck] = {}
     current = None
     for line in lines[1:]:
-        head = re.match(r"(PASS|FAIL) (\d+)\. (.*)", line)
+        head = re.match(r"(PASS|FAIL|SKIP) (\d+)\. (.*) \[(\w+)\]$", line)
         if head:
             current = checks[int(head[2])] = DiagnoseCheck(
-                ok=head[1] == "PASS", name=head[3], detail=[], fix=""
+                ok=head[1] == "PASS", verdict=head[1], id=head[4], name=head[3], detail=[], fix=""
             )
         elif line.startswith("   fix: "):
             current["fix"] = line[len("   fix: ") :]
@@ -165,6 +167,47 @@ def diagnose(host, *extra: str) -> tuple[subprocess.CompletedProcess, dict[int, 
             current["detail"].append(line.strip())
     assert len(checks) == 9, lines
     return done, checks
+
+
+STATUS_SCHEMA = ROOT / "docs" / "status.schema.json"
+
+
+def status_json(
+    host, *extra: str, strict: bool = False
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """Runs playbooks/status.yml against `host`'s inventory (with status_strict=STRICT) and
+    returns its run and the status JSON it wrote, validated against docs/status.schema.json."""
+    import jsonschema
+
+    with tempfile.TemporaryDirectory(prefix="rayforge-status-") as tmp:
+        path = pathlib.Path(tmp) / "status.json"
+        done = run_playbook(
+            host,
+            "playbooks/status.yml",
+            "-e",
+            f"status_strict={str(strict).lower()}",
+            "-e",
+            f"ray_status_json_path={path}",
+            *extra,
+            check=False,
+        )
+        assert path.exists(), f"{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+        document = json.loads(path.read_text())
+    jsonschema.validate(document, json.loads(STATUS_SCHEMA.read_text()))
+    return done, document
+
+
+def ready(entry: dict) -> dict:
+    """The Ready condition of a status JSON entry (the cluster, a node, an application)."""
+    return next(c for c in entry["conditions"] if c["type"] == "Ready")
+
+
+def agree(document: dict, checks: dict) -> None:
+    """diagnose.yml's report and the status JSON give every check the same verdict."""
+    verdicts = {"pass": "PASS", "fail": "FAIL", "unknown": "SKIP"}
+    assert [(c["id"], c["verdict"]) for c in checks.values()] == [
+        (c["id"], verdicts[c["status"]]) for c in document["checks"]
+    ], (checks, document["checks"])
 
 
 def smoke(ip: str, rayvars: dict, application: dict) -> tuple[int, object]:

@@ -51,12 +51,15 @@ def ray_dashboard():
         sys.path.pop(0)
 
 
-def cluster(ray_dashboard, state: str) -> dict:
-    """ray_cluster_info's result for the recorded STATE (healthy, worker_stopped)."""
+def cluster(ray_dashboard, state: str, desired: dict | None = None) -> dict:
+    """ray_cluster_info's result for the recorded STATE (healthy, worker_stopped), judged
+    against DESIRED (the probe gives it the rendered config's path when there is one)."""
     facts = ray_dashboard.cluster_facts(
         recorded(f"cluster_{state}_nodes")["data"],
         recorded(f"cluster_{state}_serve"),
+        desired=desired,
         expected_nodes=IPS,
+        config_label=CONFIG_PATH,
     )
     actors = recorded("cluster_healthy_actors")["data"]["result"]["result"]
     return {
@@ -118,6 +121,7 @@ def run_report(tmp_path: Path, entry: str, facts: dict, nodes: dict, config: dic
                 "ray_serve_rendered_config": config,
                 "ray_serve_rendered_config_path": CONFIG_PATH,
                 "ray_serve_rendered_config_error": "" if config else "file not found",
+                "ray_status_json_path": str(tmp_path / "status.json"),
             },
             "children": {
                 "ray_head": {"hosts": {"head": hosts["head"]}},
@@ -180,14 +184,17 @@ def run_report(tmp_path: Path, entry: str, facts: dict, nodes: dict, config: dic
 
 
 def checks(lines: list[str]) -> dict[int, dict]:
-    """{number: {ok, name, detail, fix}} of diagnose's report."""
+    """{number: {ok, verdict (PASS, FAIL or SKIP), id, name, detail, fix}} of diagnose's
+    report."""
     out: dict[int, dict] = {}
     current: dict = {}
     for line in lines[1:]:
-        head = re.match(r"(PASS|FAIL) (\d+)\. (.*)", line)
+        head = re.match(r"(PASS|FAIL|SKIP) (\d+)\. (.*) \[(\w+)\]$", line)
         if head:
             current = out[int(head[2])] = {
                 "ok": head[1] == "PASS",
+                "verdict": head[1],
+                "id": head[4],
                 "name": head[3],
                 "detail": [],
                 "fix": "",
@@ -235,10 +242,10 @@ def test_stopped_worker_is_named_with_journalctl_and_start(tmp_path, ray_dashboa
     config = recorded("cluster_serve_config")
     report = checks(run_report(tmp_path, "diagnose_report", facts, nodes, config))
     assert {1, 3} <= failed(report), report
-    assert report[1]["detail"] == ["worker-2: ray-worker is inactive"]
+    assert report[1]["detail"] == ["worker-2: unit ray-worker is inactive"]
     assert "journalctl -n 100 -u ray-worker on worker-2" in report[1]["fix"]
     assert "playbooks/start.yml" in report[1]["fix"]
-    assert report[3]["detail"] == ["worker-2: no ALIVE node with its IP"]
+    assert report[3]["detail"] == ["worker-2: no ALIVE Ray node with IP 172.18.0.4"]
     status = run_report(tmp_path, "status_report", facts, nodes, config)
     problems = status[status.index(next(x for x in status if x.startswith("Problems ("))) :]
     assert "  - worker-2: unit ray-worker is inactive" in problems, status
@@ -295,7 +302,11 @@ def test_duplicate_route_prefix_in_the_config_fails_check_7(tmp_path, ray_dashbo
     config["applications"].append({**config["applications"][0], "name": "copy-of-seedcore"})
     report = checks(
         run_report(
-            tmp_path, "diagnose_report", cluster(ray_dashboard, "healthy"), healthy_nodes(), config
+            tmp_path,
+            "diagnose_report",
+            cluster(ray_dashboard, "healthy", desired=config),
+            healthy_nodes(),
+            config,
         )
     )
     assert 7 in failed(report), report
@@ -316,6 +327,164 @@ def test_missing_config_is_named_with_its_path(tmp_path, ray_dashboard):
     )
     assert {6, 7} <= failed(report), report
     assert report[6]["detail"] == [
-        f"the rendered Serve config {CONFIG_PATH} is missing on head (file not found)"
+        f"the rendered Serve config {CONFIG_PATH} is missing (file not found)"
     ]
-    assert report[7]["fix"].endswith("site.yml.")
+    assert report[6]["fix"].endswith("A missing config: run site.yml.")
+    # Without a config there is nothing to route by: not judged.
+    assert report[7]["verdict"] == "SKIP"
+
+
+# --- The status JSON: one verdict with diagnose ------------------------------------------------
+
+SCHEMA = json.loads((REPO / "docs" / "status.schema.json").read_text())
+
+
+def status_json(tmp_path: Path) -> dict:
+    """The JSON status_report wrote, validated against docs/status.schema.json."""
+    jsonschema = pytest.importorskip("jsonschema")
+    document = json.loads((tmp_path / "status.json").read_text())
+    jsonschema.validate(document, SCHEMA, format_checker=jsonschema.FormatChecker())
+    return document
+
+
+def ready(entry: dict) -> dict:
+    return next(c for c in entry["conditions"] if c["type"] == "Ready")
+
+
+def by_name(entries: list[dict]) -> dict[str, dict]:
+    return {e["name"]: e for e in entries}
+
+
+def stopped_worker_2() -> dict:
+    nodes = healthy_nodes()
+    nodes["worker-2"] = node(
+        "worker-2",
+        unit_state="inactive",
+        proxy_expected=False,
+        self_ip="fails (connection refused)",
+        self_lo="fails (connection refused)",
+        controller="fails (connection refused)",
+        routes=None,
+        listen=[],
+    )
+    return nodes
+
+
+def with_missing_application() -> dict:
+    config = copy.deepcopy(recorded("cluster_serve_config"))
+    config["applications"].append(
+        {**config["applications"][0], "name": "scorer-v2", "route_prefix": "/v2"}
+    )
+    return config
+
+
+# Each case: the recorded cluster state, the nodes' findings, the config, and what the JSON
+# must say of it.
+CASES = {
+    "healthy": ("healthy", healthy_nodes, lambda: recorded("cluster_serve_config")),
+    "stopped-worker": (
+        "worker_stopped",
+        stopped_worker_2,
+        lambda: recorded("cluster_serve_config"),
+    ),
+    "application-missing": ("healthy", healthy_nodes, with_missing_application),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_status_json_follows_its_schema_and_agrees_with_diagnose(tmp_path, ray_dashboard, case):
+    state, make_nodes, make_config = CASES[case]
+    config = make_config()
+    facts = cluster(ray_dashboard, state, desired=config)
+    status_dir, diagnose_dir = tmp_path / "status", tmp_path / "diagnose"
+    status_dir.mkdir()
+    diagnose_dir.mkdir()
+    run_report(status_dir, "status_report", facts, make_nodes(), config)
+    document = status_json(status_dir)
+    report = checks(run_report(diagnose_dir, "diagnose_report", facts, make_nodes(), config))
+    verdicts = {"pass": "PASS", "fail": "FAIL", "unknown": "SKIP"}
+    # One verdict: diagnose prints the checks the JSON holds, in the same order.
+    assert [(c["id"], c["verdict"]) for c in report.values()] == [
+        (c["id"], verdicts[c["status"]]) for c in document["checks"]
+    ]
+    assert [c["detail"] for c in report.values()] == [c["detail"] for c in document["checks"]]
+    assert document["healthy"] == (case == "healthy")
+    nodes, apps = by_name(document["nodes"]), by_name(document["applications"])
+    cluster_ready = ready(document)
+    if case == "healthy":
+        assert (cluster_ready["status"], cluster_ready["reason"]) == ("True", "AllChecksPass")
+        assert {n: ready(e)["status"] for n, e in nodes.items()} == dict.fromkeys(IPS, "True")
+        assert {a: ready(e)["status"] for a, e in apps.items()} == dict.fromkeys(
+            [a["name"] for a in config["applications"]], "True"
+        )
+    elif case == "stopped-worker":
+        assert (cluster_ready["status"], cluster_ready["reason"]) == ("False", "UnitNotActive")
+        worker = ready(nodes["worker-2"])
+        assert (worker["status"], worker["reason"]) == ("False", "UnitNotActive")
+        assert worker["message"] == (
+            "worker-2: unit ray-worker is inactive; worker-2: no ALIVE Ray node with IP "
+            f"{IPS['worker-2']}"
+        )
+        assert nodes["worker-2"]["ray_state"] == "DEAD"
+        assert [ready(nodes[n])["status"] for n in ("head", "worker-1")] == ["True", "True"]
+    else:
+        missing = apps["scorer-v2"]
+        assert (missing["serve_status"], missing["in_config"]) == ("NOT_DEPLOYED", True)
+        assert (ready(missing)["status"], ready(missing)["reason"]) == (
+            "False",
+            "ApplicationNotDeployed",
+        )
+        assert ready(missing)["message"] == "application scorer-v2 is not deployed"
+        assert ready(apps["seedcore-ml"])["status"] == "True"
+        assert cluster_ready["status"] == "False"
+        assert {c["id"] for c in document["checks"] if c["status"] == "fail"} == {
+            "applications_deployed",
+            "routes",
+        }
+
+
+def test_status_json_keeps_since_while_a_condition_holds(tmp_path, ray_dashboard):
+    config = recorded("cluster_serve_config")
+    healthy = cluster(ray_dashboard, "healthy", desired=config)
+    run_report(tmp_path, "status_report", healthy, healthy_nodes(), config)
+    first = status_json(tmp_path)
+    # An older document: the conditions that did not change keep its since.
+    old = "2026-01-02T03:04:05Z"
+    for entry in [first, *first["nodes"], *first["applications"]]:
+        ready(entry)["since"] = old
+    (tmp_path / "status.json").write_text(json.dumps(first))
+    stopped = cluster(ray_dashboard, "worker_stopped", desired=config)
+    run_report(tmp_path, "status_report", stopped, stopped_worker_2(), config)
+    second = status_json(tmp_path)
+    nodes = by_name(second["nodes"])
+    assert ready(nodes["head"])["since"] == old
+    assert ready(nodes["worker-2"])["since"] == second["generated_at"]
+    assert ready(second)["since"] == second["generated_at"]
+    assert ready(by_name(second["applications"])["seedcore-ml"])["since"] == old
+
+
+def test_dashboard_down_is_unknown_not_false(tmp_path):
+    config = recorded("cluster_serve_config")
+    down = {
+        "dashboard": {"url": "http://172.18.0.2:18265", "answers": False, "error": "refused"},
+        "nodes": [],
+        "serve": {},
+        "applications": {},
+        "proxies": [],
+        "serve_actors": [],
+        "problems": [
+            {
+                "check": "dashboard",
+                "subject": "cluster",
+                "reason": "DashboardUnavailable",
+                "message": "dashboard API at http://172.18.0.2:18265 does not answer: refused",
+            }
+        ],
+    }
+    report = checks(run_report(tmp_path, "diagnose_report", down, healthy_nodes(), config))
+    assert report[2]["verdict"] == "FAIL"
+    assert {report[n]["verdict"] for n in (3, 4, 6, 8)} == {"SKIP"}
+    document = status_json(tmp_path)
+    assert ready(document)["reason"] == "DashboardUnavailable"
+    assert {ready(n)["status"] for n in document["nodes"]} == {"Unknown"}
+    assert {ready(a)["status"] for a in document["applications"]} == {"Unknown"}

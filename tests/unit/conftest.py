@@ -81,6 +81,15 @@ def ray_dashboard() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def ray_verdict() -> ModuleType:
+    """roles/ray/module_utils/ray_verdict.py, also as ansible.module_utils.ray_verdict."""
+    module = load_file("ray_verdict", MODULE_UTILS / "ray_verdict.py")
+    sys.modules["ansible.module_utils.ray_verdict"] = module
+    ansible.module_utils.ray_verdict = module  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.fixture(scope="session")
 def serve_apply(ray_dashboard: ModuleType) -> ModuleType:
     """roles/ray_serve/library/ray_serve_apply.py (imports ansible.module_utils.ray_dashboard)."""
     return load_file("ray_serve_apply", REPO / "roles/ray_serve/library/ray_serve_apply.py")

@@ -9,7 +9,17 @@ import urllib.request
 
 import pytest
 
-from conftest import IP_CMD, diagnose, http, peer, run_playbook, wait_until
+from conftest import (
+    IP_CMD,
+    agree,
+    diagnose,
+    http,
+    peer,
+    ready,
+    run_playbook,
+    status_json,
+    wait_until,
+)
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -91,12 +101,22 @@ def test_every_node_proxy_is_healthy_for_a_load_balancer(cluster, rayvars):
         assert status == 200, (name, body)
 
 
-def test_status_and_diagnose_pass_a_healthy_cluster(host):
-    out = run_playbook(host, "playbooks/status.yml", "-e", "status_strict=true").stdout
-    assert "Problems: none, the cluster is healthy" in out, out[-4000:]
+def test_status_and_diagnose_pass_a_healthy_cluster(host, cluster):
+    done, document = status_json(host, strict=True)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "Problems: none, the cluster is healthy" in done.stdout, done.stdout[-4000:]
+    assert document["healthy"], document["checks"]
+    assert ready(document)["status"] == "True", document["conditions"]
+    assert {n["name"]: ready(n)["status"] for n in document["nodes"]} == dict.fromkeys(
+        cluster["ips"], "True"
+    )
+    assert {a["name"]: ready(a)["status"] for a in document["applications"]} == dict.fromkeys(
+        [a["name"] for a in document["applications"]], "True"
+    )
     done, checks = diagnose(host, "-e", "diagnose_strict=true")
     assert done.returncode == 0, done.stderr[-3000:]
     assert all(c["ok"] for c in checks.values()), checks
+    agree(document, checks)
 
 
 def test_status_and_diagnose_name_a_stopped_worker(host, cluster, dashboard, rayvars):
@@ -106,14 +126,22 @@ def test_status_and_diagnose_name_a_stopped_worker(host, cluster, dashboard, ray
     unit = rayvars["ray_worker_service_name"]
     cluster["hosts"][worker].run_test(f"systemctl stop {unit}")
     try:
-        done = run_playbook(host, "playbooks/status.yml", "-e", "status_strict=true", check=False)
+        done, document = status_json(host, strict=True)
         assert done.returncode != 0, done.stdout[-4000:]
         assert f"{worker}: unit {unit} is inactive" in done.stdout, done.stdout[-4000:]
+        nodes = {n["name"]: n for n in document["nodes"]}
+        assert (ready(nodes[worker])["status"], ready(nodes[worker])["reason"]) == (
+            "False",
+            "UnitNotActive",
+        ), nodes[worker]
+        assert nodes[worker]["ray_state"] in ("DEAD", "MISSING"), nodes[worker]
+        assert ready(document)["status"] == "False", document["conditions"]
         done, checks = diagnose(host, "-e", "diagnose_strict=true")
         assert done.returncode != 0, checks
         assert not checks[1]["ok"], checks[1]
-        assert f"{worker}: {unit} is inactive" in checks[1]["detail"], checks[1]
+        assert f"{worker}: unit {unit} is inactive" in checks[1]["detail"], checks[1]
         assert f"journalctl -n 100 -u {unit} on {worker}" in checks[1]["fix"], checks[1]
+        agree(document, checks)
     finally:
         cluster["hosts"][worker].run_test(f"systemctl start {unit}")
     assert wait_until(lambda: cluster["ips"][worker] in alive_nodes(dashboard))

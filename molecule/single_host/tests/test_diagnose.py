@@ -16,7 +16,17 @@ from __future__ import annotations
 
 import json
 
-from conftest import diagnose, head_api_headers, http, run_playbook, smoke, wait_until
+from conftest import (
+    agree,
+    diagnose,
+    head_api_headers,
+    http,
+    ready,
+    run_playbook,
+    smoke,
+    status_json,
+    wait_until,
+)
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -124,14 +134,22 @@ def test_diagnose_follows_serve_shut_down_then_started_by_hand_and_restart_serve
     detail = " ".join(checks[ENDPOINTS]["detail"])
     assert "127.0.0.1 answers: bound to localhost" in detail, detail
     assert "Serve runs with HTTP host 127.0.0.1" in checks[ENDPOINTS]["fix"], checks[ENDPOINTS]
-    unlisted = [
-        line
-        for line in checks[APPS_LISTED]["detail"]
-        if line.startswith("in the config, not in /api/serve/applications/:")
-    ]
-    assert unlisted, checks[APPS_LISTED]
-    assert missing["name"] in unlisted[0], checks[APPS_LISTED]
+    assert f"application {missing['name']} is not deployed" in checks[APPS_LISTED]["detail"], (
+        checks[APPS_LISTED]
+    )
     assert "playbooks/restart-serve.yml" in checks[APPS_LISTED]["fix"], checks[APPS_LISTED]
+    # The status JSON says the same of the missing application, and of every check.
+    _, document = status_json(host)
+    apps = {a["name"]: a for a in document["applications"]}
+    assert (apps[missing["name"]]["serve_status"], apps[missing["name"]]["in_config"]) == (
+        "NOT_DEPLOYED",
+        True,
+    )
+    assert (ready(apps[missing["name"]])["status"], ready(apps[missing["name"]])["reason"]) == (
+        "False",
+        "ApplicationNotDeployed",
+    )
+    agree(document, checks)
 
     # The fix both name.
     run_playbook(host, "playbooks/restart-serve.yml")

@@ -101,6 +101,7 @@ nodes:
   elements: dict
   returned: always
   contains:
+    name: {description: "Its name in O(expected_nodes), by address; empty if none.", type: str}
     node_id: {description: Ray's node id (hex)., type: str}
     ip: {description: The address the node advertises., type: str}
     hostname: {description: Its host name., type: str}
@@ -177,8 +178,17 @@ healthy:
     proxy has a HEALTHY one.
   type: bool
   returned: always
+problems:
+  description:
+    - What keeps the cluster from being healthy, each with C(check) (the id of the named check
+      that finds it; C(dashboard), C(nodes_alive), C(serve_running), C(applications_running),
+      C(applications_deployed) or C(proxies)), C(subject) (C(cluster), C(node/<name>) or
+      C(application/<name>)), C(reason) (CamelCase, stable) and C(message). Empty when healthy.
+  type: list
+  elements: dict
+  returned: always
 reasons:
-  description: Why the cluster is not healthy, one sentence each; empty when it is.
+  description: The problems' messages, one sentence each; empty when healthy.
   type: list
   elements: str
   returned: always
@@ -191,6 +201,7 @@ from ansible.module_utils.ray_dashboard import (
     Dashboard,
     DashboardError,
     cluster_facts,
+    problem,
     serve_actor_facts,
 )
 
@@ -249,7 +260,14 @@ def read(p: dict, desired: dict | None) -> dict:
     )
     if dashboard["error"]:
         what = "does not answer" if dashboard["answers"] is False else "failed"
-        facts["reasons"].insert(0, f"dashboard API at {api.base} {what}: {dashboard['error']}")
+        lost = problem(
+            "dashboard",
+            "cluster",
+            "DashboardUnavailable",
+            f"dashboard API at {api.base} {what}: {dashboard['error']}",
+        )
+        facts["problems"].insert(0, lost)
+        facts["reasons"].insert(0, lost["message"])
         facts["healthy"] = False
     result = {"dashboard": dashboard, **facts}
     if actors is not None:

@@ -230,31 +230,23 @@ def deployment_ready(deployment: dict) -> bool:
 
 
 def health(desired: dict, details: dict) -> tuple[bool, str | None]:
-    """(healthy, failure): rayforge's one definition of a healthy Serve deployment.
+    """(healthy, failure): the deploy's verdict, the checks of serve_problems() on DESIRED.
 
-    Healthy: every desired application is deployed with exactly its config, RUNNING, and each
-    of its deployments HEALTHY with at least its target number of replicas RUNNING; and no
-    other application is left (one removed from the config is DELETING until Serve has
-    stopped its replicas: until then its route may still answer). The failure is Serve's own
-    message when an application is DEPLOY_FAILED (waiting longer cannot help); None while it
-    may still become healthy.
+    Healthy: no problem (serve_problems: Serve runs exactly the desired applications, each
+    with its config, RUNNING, and each deployment HEALTHY with at least its target number of
+    replicas RUNNING; an application removed from the config is a problem while it is
+    DELETING, until Serve has stopped its replicas: its route may still answer). The failure
+    is Serve's own message when an application of DESIRED runs its desired config and is
+    DEPLOY_FAILED (waiting longer cannot help); None while it may still become healthy.
     """
+    if not serve_problems(details, desired):
+        return True, None
     apps = details.get("applications") or {}
-    wanted = {want["name"] for want in desired.get("applications", [])}
-    if set(apps) - wanted:
-        return False, None
     for want in desired.get("applications", []):
-        app = apps.get(want["name"])
-        if app is None or app.get("deployed_app_config") != want:
-            return False, None
-        status = app.get("status")
-        if status == "DEPLOY_FAILED":
+        app = apps.get(want["name"]) or {}
+        if app.get("deployed_app_config") == want and app.get("status") == "DEPLOY_FAILED":
             return False, f"application {want['name']} failed to deploy: {app.get('message')}"
-        if status != "RUNNING":
-            return False, None
-        if not all(deployment_ready(dep) for dep in (app.get("deployments") or {}).values()):
-            return False, None
-    return True, None
+    return False, None
 
 
 def unhealthy_reason(desired: dict, details: dict) -> str:
@@ -406,36 +398,92 @@ def with_anchor_replicas(desired: dict, application: str, replicas: int) -> dict
     return out
 
 
+def problem(check: str, subject: str, reason: str, message: str) -> dict:
+    """One thing wrong: the CHECK that finds it (an id of ray_verdict.CHECKS), its SUBJECT
+    (``cluster``, ``node/<name>`` or ``application/<name>``), a REASON in CamelCase (stable,
+    for machines) and a MESSAGE (for people)."""
+    return {"check": check, "subject": subject, "reason": reason, "message": message}
+
+
 def application_problems(name: str, app: dict) -> list[str]:
     """What keeps one running application from being healthy, in Serve's words: its status
     when not RUNNING, each deployment not HEALTHY or short of its target replicas."""
+    return [p["message"] for p in _application_problems(name, app)]
+
+
+def _application_problems(name: str, app: dict) -> list[dict]:
+    subject = f"application/{name}"
     out = []
     if app.get("status") != "RUNNING":
         message = (app.get("message") or "").strip()
         out.append(
-            f"application {name} is {app.get('status')}" + (f": {message}" if message else "")
+            problem(
+                "applications_running",
+                subject,
+                "DeployFailed" if app.get("status") == "DEPLOY_FAILED" else "ApplicationNotRunning",
+                f"application {name} is {app.get('status')}" + (f": {message}" if message else ""),
+            )
         )
     for dname, dep in sorted((app.get("deployments") or {}).items()):
         running, target = running_replicas(dep), dep.get("target_num_replicas")
         if not deployment_ready(dep):
             message = (dep.get("message") or "").strip()
             out.append(
-                f"deployment {name}/{dname} is {dep.get('status')} with {running}/"
-                f"{'?' if target is None else target} replicas RUNNING"
-                + (f": {message}" if message else "")
+                problem(
+                    "applications_running",
+                    subject,
+                    "DeploymentBelowTarget"
+                    if dep.get("status") == "HEALTHY"
+                    else "DeploymentNotHealthy",
+                    f"deployment {name}/{dname} is {dep.get('status')} with {running}/"
+                    f"{'?' if target is None else target} replicas RUNNING"
+                    + (f": {message}" if message else ""),
+                )
             )
     return out
 
 
-def _difference_text(diff: str, config_label: str) -> str:
+def serve_problems(
+    details: dict, desired: dict | None = None, config_label: str = "the Serve config"
+) -> list[dict]:
+    """What keeps Serve's state DETAILS from being healthy (problem() each): Serve not
+    running; each application not RUNNING or a deployment of it not HEALTHY with its target
+    replicas RUNNING; and with DESIRED (CONFIG_LABEL names it) each difference from it: an
+    application not deployed, running another config, or running but not in it, and Serve's
+    HTTP options or proxy location. The one definition of a healthy Serve: the deploy gate
+    (health()), the reconciler and the cluster's checks (cluster_facts()) all read it."""
+    if not serve_running(details):
+        return [problem("serve_running", "cluster", "ServeNotRunning", "Serve is not running")]
+    out = []
+    for name, app in sorted((details.get("applications") or {}).items()):
+        out.extend(_application_problems(name, app))
+    if desired is not None:
+        for diff in differences(desired, details):
+            out.append(_difference_problem(diff, config_label))
+    return out
+
+
+def _difference_problem(diff: str, config_label: str) -> dict:
     """One of differences()'s items as a problem of a cluster expected to run CONFIG_LABEL."""
-    if diff.endswith(" is new"):
-        return f"{diff[: -len(' is new')]} is not deployed"
-    if diff.endswith(" is to be removed"):
-        return f"{diff[: -len(' is to be removed')]} runs but is not in {config_label}"
-    if diff.endswith(" changed"):
-        return f"{diff[: -len(' changed')]} runs another config than {config_label}"
-    return f"Serve's {diff} differs from {config_label}"
+    for suffix, reason, text in (
+        (" is new", "ApplicationNotDeployed", "{} is not deployed"),
+        (" is to be removed", "ApplicationNotInConfig", "{} runs but is not in " + config_label),
+        (" changed", "ApplicationConfigDiffers", "{} runs another config than " + config_label),
+    ):
+        if diff.endswith(suffix):
+            what = diff[: -len(suffix)]
+            return problem(
+                "applications_deployed",
+                "application/" + what.removeprefix("application "),
+                reason,
+                text.format(what),
+            )
+    return problem(
+        "applications_deployed",
+        "cluster",
+        "ServeOptionsDiffer",
+        f"Serve's {diff} differs from {config_label}",
+    )
 
 
 def cluster_facts(
@@ -452,31 +500,41 @@ def cluster_facts(
     names it in the reasons); EXPECTED_NODES maps a name (the inventory host) to the address
     of a node that should be ALIVE.
 
-    Returns ``nodes`` (node_facts(), each also with ``replica_applications``, ``proxy`` (its
-    Serve proxy's status, None without one) and ``proxy_expected``), ``serve`` (``running``,
-    ``controller_node_ip``, ``proxy_location``, ``http_host``, ``http_port``), ``applications``
-    (summarize(), each also with ``source``, who deployed it as Serve says, declarative or
-    imperative, and ``problems``), ``proxies`` (proxy_facts()), ``proxy_anchor_replicas``
-    (proxy_anchor_replicas(), None without NODES_DATA), and ``healthy`` with its ``reasons``:
-    every expected node ALIVE, Serve running, every application RUNNING with each deployment
-    HEALTHY and all target replicas RUNNING (and, with DESIRED, exactly the desired
-    applications with their config: health()), and a HEALTHY proxy on every ALIVE node where
-    Serve runs one. Healthy is true when there is no reason.
+    Returns ``nodes`` (node_facts(), each also with ``name`` (its EXPECTED_NODES name, or ""),
+    ``replica_applications``, ``proxy`` (its Serve proxy's status, None without one) and
+    ``proxy_expected``), ``serve`` (``running``, ``controller_node_ip``, ``proxy_location``,
+    ``http_host``, ``http_port``), ``applications`` (summarize(), each also with ``source``,
+    who deployed it as Serve says, declarative or imperative, and ``problems``), ``proxies``
+    (proxy_facts()), ``proxy_anchor_replicas`` (proxy_anchor_replicas(), None without
+    NODES_DATA), and the verdict: ``problems`` (problem() each, under the checks
+    ``nodes_alive``, ``serve_running``, ``applications_running``, ``applications_deployed``
+    and ``proxies``: every expected node ALIVE; serve_problems(); a HEALTHY proxy on every
+    ALIVE node where Serve runs one), ``reasons`` (their messages) and ``healthy`` (no
+    problem).
     """
-    reasons: list[str] = []
+    problems: list[dict] = []
     serve_read = details is not None
     details = details if details is not None else {}
     nodes = node_facts(nodes_data or {}) if nodes_data is not None else []
     alive_ips = {n["ip"] for n in nodes if n["state"] == "ALIVE"}
+    names = {ip: name for name, ip in (expected_nodes or {}).items()}
     if nodes_data is not None:
         for name, ip in sorted((expected_nodes or {}).items()):
             if ip not in alive_ips:
-                reasons.append(f"{name}: no ALIVE Ray node with IP {ip}")
+                problems.append(
+                    problem(
+                        "nodes_alive",
+                        f"node/{name}",
+                        "NodeNotAlive",
+                        f"{name}: no ALIVE Ray node with IP {ip}",
+                    )
+                )
 
     placed = replica_applications(details)
     proxies = proxy_facts(details)
     proxy_by_node = {p["node_id"]: p["status"] for p in proxies}
     for node in nodes:
+        node["name"] = names.get(node["ip"], "")
         node["replica_applications"] = placed.get(node["node_id"], [])
         node["proxy"] = proxy_by_node.get(node["node_id"]) if node["state"] == "ALIVE" else None
         node["proxy_expected"] = node["state"] == "ALIVE" and proxy_expected(
@@ -494,22 +552,28 @@ def cluster_facts(
             "http_host": http.get("host"),
             "http_port": http.get("port"),
         }
-        if not serve["running"]:
-            reasons.append("Serve is not running")
-        for name, app in sorted((details.get("applications") or {}).items()):
+        found = serve_problems(details, desired, config_label)
+        problems.extend(found)
+        for name, app in (details.get("applications") or {}).items():
             applications[name]["source"] = app.get("source")
-            applications[name]["problems"] = application_problems(name, app)
-            reasons.extend(applications[name]["problems"])
-        if desired is not None and serve["running"]:
-            reasons.extend(_difference_text(d, config_label) for d in differences(desired, details))
+            applications[name]["problems"] = [
+                p["message"]
+                for p in found
+                if p["check"] == "applications_running" and p["subject"] == f"application/{name}"
+            ]
         for node in nodes:
             if node["proxy_expected"] and node["proxy"] != "HEALTHY":
-                reasons.append(
-                    f"Serve proxy on node {node['ip']} is {node['proxy']}"
-                    if node["proxy"]
-                    else f"node {node['ip']} holds replicas but runs no Serve proxy"
-                    if not node["is_head"]
-                    else f"head {node['ip']} runs no Serve proxy"
+                problems.append(
+                    problem(
+                        "proxies",
+                        f"node/{node['name'] or node['ip']}",
+                        "ProxyUnhealthy" if node["proxy"] else "ProxyMissing",
+                        f"Serve proxy on node {node['ip']} is {node['proxy']}"
+                        if node["proxy"]
+                        else f"node {node['ip']} holds replicas but runs no Serve proxy"
+                        if not node["is_head"]
+                        else f"head {node['ip']} runs no Serve proxy",
+                    )
                 )
     return {
         "nodes": nodes,
@@ -519,8 +583,9 @@ def cluster_facts(
         "proxy_anchor_replicas": (
             proxy_anchor_replicas(nodes_data) if nodes_data is not None else None
         ),
-        "healthy": not reasons,
-        "reasons": reasons,
+        "healthy": not problems,
+        "problems": problems,
+        "reasons": [p["message"] for p in problems],
     }
 
 
