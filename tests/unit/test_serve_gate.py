@@ -28,7 +28,7 @@ import subprocess
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from unit_support import LocalHTTPServer
+from unit_support import LocalHTTPServer, read_textfile
 
 DRAINING = "This node is being drained."
 
@@ -367,19 +367,6 @@ def test_bad_arguments_exit_2(serve_gate, bad):
     assert exited.value.code == 2
 
 
-def read_metrics(path) -> dict[str, dict[tuple, float]]:
-    """The samples of a textfile, parsed by prometheus_client's own parser: name -> {labels
-    as sorted (name, value) pairs: value}."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    out: dict[str, dict[tuple, float]] = {}
-    for family in text_string_to_metric_families(path.read_text(encoding="utf-8")):
-        assert family.documentation, family.name  # every metric has its HELP
-        for sample in family.samples:
-            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return out
-
-
 def test_main_writes_the_gate_state_at_each_change(serve_gate, monkeypatch, capsys, tmp_path):
     """Closed (draining) at 0 s, open at 1 s, closed again at 2 s: three writes for five polls,
     the file replaced whole each time, the last change stamped."""
@@ -407,7 +394,7 @@ def test_main_writes_the_gate_state_at_each_change(serve_gate, monkeypatch, caps
             assert handle.read() == text
     assert writes[0][0] != writes[1][0] != writes[2][0]
     assert [p.name for p in tmp_path.iterdir()] == [prom.name]
-    metrics = read_metrics(prom)
+    metrics = read_textfile(prom)
     assert metrics["rayforge_serve_gate_open"] == {(): 0}
     assert metrics["rayforge_serve_gate_closed_reason"] == {
         (("reason", r),): (1 if r == "draining" else 0) for r in serve_gate.REASONS
@@ -419,7 +406,7 @@ def test_main_writes_the_gate_state_at_each_change(serve_gate, monkeypatch, caps
 def test_main_open_writes_every_reason_zero(serve_gate, monkeypatch, tmp_path):
     prom = tmp_path / "rayforge_serve_gate.prom"
     run_main(serve_gate, monkeypatch, [True, True], extra_args=["--metrics-file", str(prom)])
-    metrics = read_metrics(prom)
+    metrics = read_textfile(prom)
     assert metrics["rayforge_serve_gate_open"] == {(): 1}
     assert set(metrics["rayforge_serve_gate_closed_reason"].values()) == {0}
     assert metrics["rayforge_serve_gate_last_change_timestamp_seconds"] == {(): 1_700_000_000.0}
@@ -447,7 +434,7 @@ def test_gate_metrics_written_once_the_directory_appears(serve_gate, monkeypatch
     metrics.record(False, "hold")
     prom.parent.mkdir()
     metrics.record(False, "hold")  # the same state, written now that it can be
-    assert read_metrics(prom)["rayforge_serve_gate_closed_reason"][(("reason", "hold"),)] == 1
+    assert read_textfile(prom)["rayforge_serve_gate_closed_reason"][(("reason", "hold"),)] == 1
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2
     assert out[0].startswith(f"cannot write metrics to {prom} (")
