@@ -20,6 +20,8 @@ exception that run() cannot catch) once every scripted step has had its wait.
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 from unit_support import read_textfile
@@ -326,15 +328,19 @@ def test_metrics_are_written_after_every_poll(reconciler, ray_dashboard, monkeyp
         reconciler, monkeypatch, tmp_path, [OK, FAILED, error, WAITING], "--metrics-file", str(prom)
     )
     monkeypatch.setattr(reconciler.time, "time", lambda: 1_700_000_000.0 + len(steps), False)
-    real_write = reconciler.write_to_textfile
+    real_write = reconciler.write_text_atomic
 
-    def write(path, registry):
-        real_write(path, registry)
+    def write(path, text, mode):
+        real_write(path, text, mode)
         seen.append(read_textfile(prom))
 
-    monkeypatch.setattr(reconciler, "write_to_textfile", write)
-    with pytest.raises(EndOfScript):
-        rec.run()
+    monkeypatch.setattr(reconciler, "write_text_atomic", write)
+    old_umask = os.umask(0o027)  # the unit's (ray_systemd_hardening)
+    try:
+        with pytest.raises(EndOfScript):
+            rec.run()
+    finally:
+        os.umask(old_umask)
     assert len(seen) == 4
     first, last = seen[0], seen[-1]
     actions = {(("action", "anchor"),): 0, (("action", "reapply"),): 0}
@@ -350,6 +356,7 @@ def test_metrics_are_written_after_every_poll(reconciler, ray_dashboard, monkeyp
     assert last["rayforge_serve_reconciler_last_poll_timestamp_seconds"] == {(): 1_700_000_004.0}
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".prom"] == [prom.name]
     assert [p.name for p in tmp_path.iterdir() if prom.name in p.name] == [prom.name]
+    assert stat.S_IMODE(prom.stat().st_mode) == 0o644  # the node exporter is another user
 
 
 def test_metrics_directory_missing_is_said_once(reconciler, monkeypatch, tmp_path, capsys):

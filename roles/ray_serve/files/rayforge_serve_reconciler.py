@@ -34,7 +34,8 @@ settled difference, ``anchor`` for a node back without its anchor replica),
 ``rayforge_serve_reconciler_state{state}`` (1 for the outcome of the last poll, ok, waiting or
 failed; 0 for the others). Every series is there from the first poll, at 0. The counters are
 this process's and start again at 0 when it restarts, which Prometheus' rate() and increase()
-take as a reset. It uses prometheus_client, which the Ray virtualenv it runs with has. A
+take as a reset. It uses prometheus_client, which the Ray virtualenv it runs with has, for the
+format, and the dashboard client's atomic write, which sets the file's mode. A
 missing or read-only directory is said once in the journal and tried again at the next poll.
 Exit status: 2 for bad arguments; otherwise it runs until stopped.
 """
@@ -48,7 +49,7 @@ import sys
 import time
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +63,7 @@ from ray_dashboard import (
     proxy_anchor_replicas,
     wait_healthy,
     with_anchor_replicas,
+    write_text_atomic,
 )
 
 OK, WAITING, FAILED = "ok", "waiting", "failed"
@@ -249,7 +251,9 @@ class ReconcilerMetrics:
     def write(self, state: str) -> None:
         self.state, self.polled_at = state, time.time()
         try:
-            write_to_textfile(self.path, self.registry)
+            # Mode 0644 whatever the unit's UMask (0027 in ray_systemd_hardening): the node
+            # exporter reads it as another user.
+            write_text_atomic(self.path, generate_latest(self.registry).decode(), 0o644)
         except OSError as err:
             if not self.failing:
                 log(f"cannot write metrics to {self.path} ({err}): trying again at each poll")
