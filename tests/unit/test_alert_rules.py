@@ -6,10 +6,11 @@ Proves: the rendered file passes ``promtool check rules``; every case file of te
 passes ``promtool test rules`` against it; every alert has a case in which it fires and one in
 which it does not (a new rule without its cases fails here); every alert has a page or ticket
 severity, a summary, a description and a runbook annotation whose section exists in
-docs/operations.md; every metric a rule reads is Prometheus' own or one that the Ray release
-the nodes run (ray_version) exports; and the alerts on a node, the head or the GCS wait longer
-than the liveness watchdog takes to restart a dead Ray, so a restart that heals itself pages
-nobody.
+docs/operations.md; every metric a rule reads is Prometheus' own, one that the Ray release
+the nodes run (ray_version) exports, or one of rayforge's own that a script or module of the
+roles writes (a ``rayforge_`` name in its source); and the alerts on a node, the head or the
+GCS wait longer than the liveness watchdog takes to restart a dead Ray, so a restart that
+heals itself pages nobody.
 
 Nothing runs but promtool: no Prometheus, no Ray (Ray's installed source is read, not
 imported).
@@ -212,11 +213,20 @@ def test_ray_source_is_the_release_the_nodes_run() -> None:
     )
 
 
+@cache
+def rayforge_metric_source() -> str:
+    """The scripts and modules of the roles, which write rayforge's own metrics (textfiles)."""
+    paths = sorted(REPO.glob("roles/*/files/*.py")) + sorted(REPO.glob("roles/*/library/*.py"))
+    return "\n".join(path.read_text(encoding="utf-8") for path in paths)
+
+
 @pytest.mark.parametrize("name", sorted(alerts()))
 def test_alert_reads_only_metrics_that_exist(name: str) -> None:
     """Prometheus' own (up, prometheus_*), or Ray's: defined by name in Ray's Python source
     (Gauge("serve_application_status", ...), exported as ray_serve_application_status), or
-    charted under its exported name by the dashboards Ray ships (its C++ metrics)."""
+    charted under its exported name by the dashboards Ray ships (its C++ metrics); or
+    rayforge's own (rayforge_*), named in a role's script or module that writes it (a
+    counter's name without its _total, as prometheus_client takes it)."""
     source = ray_metric_source()
     names = metric_names(alerts()[name]["expr"])
     assert names, alerts()[name]["expr"]
@@ -224,13 +234,18 @@ def test_alert_reads_only_metrics_that_exist(name: str) -> None:
     for metric in sorted(names):
         if metric == "up" or metric.startswith("prometheus_"):
             continue
+        if metric.startswith("rayforge_"):
+            written = {metric, metric.removesuffix("_total")}
+            if not any(f'"{m}"' in rayforge_metric_source() for m in written):
+                missing.append(metric)
+            continue
         bases = {metric.removeprefix("ray_")}
         bases |= {b.removesuffix(s) for b in bases for s in SUFFIXES}
         defined = any(re.search(DEFINITION.format(re.escape(b)), source) for b in bases)
         charted = re.search(rf"\b{re.escape(metric)}\b", source) is not None
         if not (metric.startswith("ray_") and (defined or charted)):
             missing.append(metric)
-    assert not missing, f"{name} reads metrics Ray does not export: {missing}"
+    assert not missing, f"{name} reads metrics neither Ray nor rayforge exports: {missing}"
 
 
 def test_down_alerts_outlast_a_restart_the_watchdog_makes() -> None:

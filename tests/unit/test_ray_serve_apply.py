@@ -8,12 +8,18 @@ healthy within ``timeout`` (the recorded unschedulable one) is replaced by the l
 config, which serves again, and the task fails saying so; a DEPLOY_FAILED deploy (the
 recorded failed import) fails at once with Serve's message; without rollback or a last good
 file nothing is rolled back; state=absent shuts Serve down only when it runs; the lock file
-is held for the whole deploy, so the reconciler cannot act meanwhile.
+is held for the whole deploy, so the reconciler cannot act meanwhile. A healthy deploy
+writes metrics_path (the time, and the SHA-256 of the last good file's text), parsed back with
+prometheus_client's parser; a run that deploys nothing leaves it, or writes it with the time
+the last good config was kept when it is missing; a deploy that fails writes nothing; a missing
+textfile directory is a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import stat
 import time
 
@@ -23,6 +29,7 @@ from unit_support import (
     broken_import_config,
     lab_config,
     new_build_config,
+    read_textfile,
     recorded,
     run_module,
     scaled_config,
@@ -220,7 +227,8 @@ def test_deploy_failed_fails_at_once_with_serves_message(
     bad = broken_import_config()
     dashboard_stub.serve(recorded("serve_running_healthy"))
     dashboard_stub.after_put(bad, recorded("serve_deploy_failed_import"))
-    args = module_args(dashboard_stub, paths, bad, timeout=60)
+    metrics = paths["config_path"].parent / "rayforge_serve_deploy.prom"
+    args = module_args(dashboard_stub, paths, bad, timeout=60, metrics_path=metrics)
     started = time.monotonic()
     result = run_module(serve_apply, args, capsys)
     assert time.monotonic() - started < 5  # not the 60 s timeout
@@ -233,6 +241,7 @@ def test_deploy_failed_fails_at_once_with_serves_message(
     assert SERVE_TRACEBACK_END in result["msg"]
     assert dashboard_stub.calls() == [("GET", API), ("PUT", API), ("GET", API)]
     assert result["applications"]["seedcore-ml"]["status"] == "DEPLOY_FAILED"
+    assert not metrics.exists()  # not a healthy deploy
 
 
 def test_deploy_failed_rolls_back_too(serve_apply, ray_dashboard, dashboard_stub, paths, capsys):
@@ -376,3 +385,66 @@ def test_missing_config_file_fails_before_any_change(serve_apply, dashboard_stub
     assert result["rc"] == 1
     assert result["msg"].startswith(f"cannot read Serve config {paths['config_path']}: ")
     assert dashboard_stub.methods() == ["GET"]
+
+
+TIMESTAMP = "rayforge_serve_last_healthy_deploy_timestamp_seconds"
+INFO = "rayforge_serve_last_healthy_deploy_info"
+
+
+def test_healthy_deploy_writes_its_time_and_config_hash(serve_apply, dashboard_stub, paths, capsys):
+    dashboard_stub.serve(recorded("serve_running_healthy"))
+    metrics = paths["config_path"].parent / "rayforge_serve_deploy.prom"
+    args = module_args(
+        dashboard_stub,
+        paths,
+        lab_config(),
+        last_good_path=paths["last_good_path"],
+        metrics_path=metrics,
+    )
+    before = time.time()
+    first = run_module(serve_apply, args, capsys)
+    assert (first["rc"], first["changed"]) == (0, True)
+    digest = hashlib.sha256(paths["last_good_path"].read_bytes()).hexdigest()  # sha256sum's
+    written = read_textfile(metrics)
+    assert written[INFO] == {(("config_hash", digest),): 1}
+    assert before <= written[TIMESTAMP][()] <= time.time()
+    assert stat.S_IMODE(metrics.stat().st_mode) == 0o644
+    assert sorted(p.name for p in metrics.parent.iterdir() if "prom" in p.name) == [metrics.name]
+
+    # Nothing deployed, the file holds this config: left alone, nothing changed.
+    text = metrics.read_text()
+    second = run_module(serve_apply, args, capsys)
+    assert (second["rc"], second["changed"]) == (0, False)
+    assert metrics.read_text() == text
+
+    # The file is gone (a textfile directory new since the deploy): written again, with the
+    # time the last good config was kept, not now.
+    metrics.unlink()
+    os.utime(paths["last_good_path"], (1_700_000_000, 1_700_000_000))
+    third = run_module(serve_apply, args, capsys)
+    assert (third["rc"], third["changed"]) == (0, True)
+    again = read_textfile(metrics)
+    assert again[TIMESTAMP] == {(): 1_700_000_000}
+    assert again[INFO] == {(("config_hash", digest),): 1}
+
+
+def test_missing_metrics_directory_is_a_warning(
+    serve_apply, dashboard_stub, paths, capsys, monkeypatch
+):
+    warned = []
+    monkeypatch.setattr(serve_apply.AnsibleModule, "warn", lambda self, msg: warned.append(msg))
+    dashboard_stub.serve(recorded("serve_running_healthy"))
+    metrics = paths["config_path"].parent / "absent" / "rayforge_serve_deploy.prom"
+    args = module_args(
+        dashboard_stub,
+        paths,
+        lab_config(),
+        last_good_path=paths["last_good_path"],
+        metrics_path=metrics,
+    )
+    result = run_module(serve_apply, args, capsys)
+    assert (result["rc"], result["changed"]) == (0, True)  # the last good file, not the metrics
+    assert [w.split(": ")[0] for w in warned] == [
+        f"the last healthy deploy's metrics were not written to {metrics}"
+    ]
+    assert not metrics.parent.exists()

@@ -14,6 +14,11 @@ expects nothing more than one route, and says why once. While the hold file exis
 stays closed without asking the proxy, with the file's first line as the reason.
 
 An answer cut short (a proxy dying mid-answer) is "not ready", not a crash.
+
+With --metrics-file the gate writes its state (open, the reason it is closed, the time of the
+last change) once per change, however many polls, each time a whole new file renamed over the
+old one, parsed back here with prometheus_client's parser; without the textfile directory it
+says so once and gates on, and writes the file once the directory appears.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import subprocess
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from unit_support import LocalHTTPServer
+from unit_support import LocalHTTPServer, read_textfile
 
 DRAINING = "This node is being drained."
 
@@ -67,20 +72,25 @@ def proxy():
 
 def test_ready_when_healthy_with_routes(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml", "/extra": "extra"}))
-    assert serve_gate.ready(proxy.port) == (True, "routes /, /extra", [])
+    assert serve_gate.ready(proxy.port) == (True, "routes /, /extra", [], "")
     assert proxy.paths == ["/-/healthz", "/-/routes"]
 
 
 def test_draining_node_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/healthz"] = (503, DRAINING)
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml"}))
-    assert serve_gate.ready(proxy.port, ["/"]) == (False, f"/-/healthz answers 503 {DRAINING}", [])
+    assert serve_gate.ready(proxy.port, ["/"]) == (
+        False,
+        f"/-/healthz answers 503 {DRAINING}",
+        [],
+        "draining",
+    )
     assert proxy.paths == ["/-/healthz"]
 
 
 def test_no_route_yet_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, "{}")
-    assert serve_gate.ready(proxy.port, ["/"]) == (False, "no route yet", [])
+    assert serve_gate.ready(proxy.port, ["/"]) == (False, "no route yet", [], "no_routes")
 
 
 def test_routes_404_is_not_ready(serve_gate, proxy):
@@ -89,12 +99,13 @@ def test_routes_404_is_not_ready(serve_gate, proxy):
         False,
         "/-/routes answers 404 Path '/-/routes' not found.",
         [],
+        "no_routes",
     )
 
 
 def test_nothing_listening_is_not_ready(serve_gate, closed_port):
-    ok, why, missing = serve_gate.ready(closed_port)
-    assert (ok, missing) == (False, [])
+    ok, why, missing, reason = serve_gate.ready(closed_port)
+    assert (ok, missing, reason) == (False, [], "down")
     assert why.startswith("Serve's proxy does not answer (")
     assert "Connection refused" in why
 
@@ -102,14 +113,14 @@ def test_nothing_listening_is_not_ready(serve_gate, closed_port):
 def test_answer_cut_short_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml"}))
     proxy.truncated = True
-    ok, why, missing = serve_gate.ready(proxy.port)
-    assert (ok, missing) == (False, [])
+    ok, why, missing, reason = serve_gate.ready(proxy.port)
+    assert (ok, missing, reason) == (False, [], "down")
     assert why.startswith("Serve's proxy does not answer")
 
 
 def test_expected_routes_that_are_there_are_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml", "/echo": "echo"}))
-    assert serve_gate.ready(proxy.port, ["/echo", "/"]) == (True, "routes /, /echo", [])
+    assert serve_gate.ready(proxy.port, ["/echo", "/"]) == (True, "routes /, /echo", [], "")
 
 
 def test_an_expected_route_not_there_yet_is_named(serve_gate, proxy):
@@ -120,6 +131,7 @@ def test_an_expected_route_not_there_yet_is_named(serve_gate, proxy):
         False,
         "routes /echo, waiting for /, /ml",
         ["/", "/ml"],
+        "missing_routes",
     )
 
 
@@ -189,8 +201,11 @@ def run_main(serve_gate, monkeypatch, readiness, nft_errors=(), extra_args=()):
             raise Stop from None
         expected_seen.append(list(expected))
         if isinstance(item, list):
-            return False, f"routes /echo, waiting for {', '.join(item)}", item
-        return item, "routes /" if item else DRAINING, []
+            why = f"routes /echo, waiting for {', '.join(item)}"
+            return serve_gate.Readiness(False, why, item, "missing_routes")
+        if item:
+            return serve_gate.Readiness(True, "routes /", [], "")
+        return serve_gate.Readiness(False, DRAINING, [], "draining")
 
     def set_gate(table, port, closed):
         assert (table, port) == ("rayforge", 8000)
@@ -207,6 +222,10 @@ def run_main(serve_gate, monkeypatch, readiness, nft_errors=(), extra_args=()):
         @staticmethod
         def monotonic():
             return clock[0]
+
+        @staticmethod
+        def time():
+            return 1_700_000_000 + clock[0]
 
     monkeypatch.setattr(serve_gate, "ready", ready)
     monkeypatch.setattr(serve_gate, "set_gate", set_gate)
@@ -294,7 +313,7 @@ def test_main_keeps_the_port_closed_while_held(serve_gate, monkeypatch, capsys, 
 
     def healthy(port, expected=()):
         asked.append(port)
-        return True, "routes /", []
+        return serve_gate.Readiness(True, "routes /", [], "")
 
     real_sleep = []
 
@@ -346,3 +365,77 @@ def test_bad_arguments_exit_2(serve_gate, bad):
     with pytest.raises(SystemExit) as exited:
         serve_gate.main([*bad, "--table", "rayforge"])
     assert exited.value.code == 2
+
+
+def test_main_writes_the_gate_state_at_each_change(serve_gate, monkeypatch, capsys, tmp_path):
+    """Closed (draining) at 0 s, open at 1 s, closed again at 2 s: three writes for five polls,
+    the file replaced whole each time, the last change stamped."""
+    prom = tmp_path / "rayforge_serve_gate.prom"
+    writes = []  # (text, an open handle on the file written)
+    real_write = serve_gate.write_to_textfile
+
+    def counting_write(path, registry):
+        real_write(path, registry)
+        writes.append((prom.read_text(), prom.open(encoding="utf-8")))
+
+    monkeypatch.setattr(serve_gate, "write_to_textfile", counting_write)
+    run_main(
+        serve_gate,
+        monkeypatch,
+        [False, False, True, True, False],
+        extra_args=["--metrics-file", str(prom)],
+    )
+    assert len(writes) == 3
+    assert "rayforge_serve_gate_open 1.0" in writes[1][0]
+    # Each write is a new file renamed over the old one: a reader that opened the old one
+    # reads it whole, never a mix; no temporary file is left beside it.
+    for text, handle in writes:
+        with handle:
+            assert handle.read() == text
+    assert writes[0][0] != writes[1][0] != writes[2][0]
+    assert [p.name for p in tmp_path.iterdir()] == [prom.name]
+    metrics = read_textfile(prom)
+    assert metrics["rayforge_serve_gate_open"] == {(): 0}
+    assert metrics["rayforge_serve_gate_closed_reason"] == {
+        (("reason", r),): (1 if r == "draining" else 0) for r in serve_gate.REASONS
+    }
+    assert metrics["rayforge_serve_gate_last_change_timestamp_seconds"] == {(): 1_700_000_002.0}
+    assert "metrics" not in capsys.readouterr().out
+
+
+def test_main_open_writes_every_reason_zero(serve_gate, monkeypatch, tmp_path):
+    prom = tmp_path / "rayforge_serve_gate.prom"
+    run_main(serve_gate, monkeypatch, [True, True], extra_args=["--metrics-file", str(prom)])
+    metrics = read_textfile(prom)
+    assert metrics["rayforge_serve_gate_open"] == {(): 1}
+    assert set(metrics["rayforge_serve_gate_closed_reason"].values()) == {0}
+    assert metrics["rayforge_serve_gate_last_change_timestamp_seconds"] == {(): 1_700_000_000.0}
+
+
+def test_main_gates_on_without_the_metrics_directory(serve_gate, monkeypatch, capsys, tmp_path):
+    """No textfile directory (no node exporter on the node): said once, the gate gates on."""
+    prom = tmp_path / "absent" / "rayforge_serve_gate.prom"
+    calls, _ = run_main(
+        serve_gate, monkeypatch, [False, False, True], extra_args=["--metrics-file", str(prom)]
+    )
+    assert calls == [True, True, False]
+    out = capsys.readouterr().out.splitlines()
+    problems = [line for line in out if line.startswith("cannot write metrics")]
+    assert len(problems) == 1, out
+    assert str(prom) in problems[0]
+    assert not prom.parent.exists()
+
+
+def test_gate_metrics_written_once_the_directory_appears(serve_gate, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(serve_gate.time, "time", lambda: 1_700_000_000.0)
+    prom = tmp_path / "textfile" / "rayforge_serve_gate.prom"
+    metrics = serve_gate.GateMetrics(str(prom))
+    metrics.record(False, "hold")
+    metrics.record(False, "hold")
+    prom.parent.mkdir()
+    metrics.record(False, "hold")  # the same state, written now that it can be
+    assert read_textfile(prom)["rayforge_serve_gate_closed_reason"][(("reason", "hold"),)] == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert out[0].startswith(f"cannot write metrics to {prom} (")
+    assert out[1] == f"metrics written to {prom} again"

@@ -6,7 +6,8 @@ shut-down Serve, or a config deployed by hand), the reconciler PUTs the last goo
 reports ok once it is healthy; before --settle polls it only waits and sends no PUT; a
 difference that goes away resets the count; while someone else holds the deploy lock it never
 acts; with no last good config it sends no request at all; a re-apply that does not become
-healthy reports failed; it sends the cluster token of --token-file.
+healthy reports failed; it sends the cluster token of --token-file. Each re-apply it makes is
+counted once, by what it was for (rayforge_serve_reconciler_actions_total).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def test_re_applies_the_last_good_config_after_settle_polls(
     assert rec.step() == "ok"
     assert dashboard_stub.methods()[-1] == "GET"
     assert dashboard_stub.bodies("PUT") == [last_good]
+    assert rec.actions == {"reapply": 1, "anchor": 0}  # one re-apply, counted once
 
 
 def test_difference_must_last_settle_polls_in_a_row(make_reconciler, dashboard_stub):

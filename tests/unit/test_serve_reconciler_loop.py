@@ -7,7 +7,9 @@ the beginning; a DashboardError, OSError or ValueError out of step() is logged a
 reconcile now: <error>" and counts as a failed step (the loop goes on); any other exception
 is not swallowed; with --once, run() returns after one step whatever it gave, without
 sleeping. With the real step(): a config file that is not JSON and a dashboard that does not
-answer back off the same way.
+answer back off the same way. With --metrics-file, every poll writes the counters (from 0),
+the last poll's state and time, parsed back with prometheus_client's parser; a missing
+textfile directory is said once and changes nothing else.
 
 step() itself is proved in test_serve_reconciler.py; here it is replaced on the instance by a
 script of outcomes ("ok", "waiting", "failed", or an exception to raise), and the module's
@@ -18,8 +20,11 @@ exception that run() cannot catch) once every scripted step has had its wait.
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
+from unit_support import read_textfile
 
 OK, WAITING, FAILED = "ok", "waiting", "failed"
 
@@ -308,3 +313,63 @@ def test_max_backoff_below_the_interval_is_refused(reconciler, backoff):
     with pytest.raises(SystemExit) as exit_info:
         reconciler.parse_args([*argv, f"--max-backoff={backoff}"])
     assert exit_info.value.code == 2
+
+
+# --- Metrics ---------------------------------------------------------------------------------
+
+
+def test_metrics_are_written_after_every_poll(reconciler, ray_dashboard, monkeypatch, tmp_path):
+    """Every series from the first poll (the counters at 0); failed polls counted, an error
+    out of step() included; the state of the last poll, and its time."""
+    prom = tmp_path / "rayforge_serve_reconciler.prom"
+    seen = []
+    error = ray_dashboard.DashboardError("GET /api/serve/applications/: HTTP 503", 503)
+    rec, _, steps = make_loop(
+        reconciler, monkeypatch, tmp_path, [OK, FAILED, error, WAITING], "--metrics-file", str(prom)
+    )
+    monkeypatch.setattr(reconciler.time, "time", lambda: 1_700_000_000.0 + len(steps), False)
+    real_write = reconciler.write_text_atomic
+
+    def write(path, text, mode):
+        real_write(path, text, mode)
+        seen.append(read_textfile(prom))
+
+    monkeypatch.setattr(reconciler, "write_text_atomic", write)
+    old_umask = os.umask(0o027)  # the unit's (ray_systemd_hardening)
+    try:
+        with pytest.raises(EndOfScript):
+            rec.run()
+    finally:
+        os.umask(old_umask)
+    assert len(seen) == 4
+    first, last = seen[0], seen[-1]
+    actions = {(("action", "anchor"),): 0, (("action", "reapply"),): 0}
+    assert first["rayforge_serve_reconciler_actions_total"] == actions
+    assert first["rayforge_serve_reconciler_failures_total"] == {(): 0}
+    assert first["rayforge_serve_reconciler_state"] == {
+        (("state", "failed"),): 0,
+        (("state", "ok"),): 1,
+        (("state", "waiting"),): 0,
+    }
+    assert [s["rayforge_serve_reconciler_failures_total"][()] for s in seen] == [0, 1, 2, 2]
+    assert last["rayforge_serve_reconciler_state"][(("state", "waiting"),)] == 1
+    assert last["rayforge_serve_reconciler_last_poll_timestamp_seconds"] == {(): 1_700_000_004.0}
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".prom"] == [prom.name]
+    assert [p.name for p in tmp_path.iterdir() if prom.name in p.name] == [prom.name]
+    assert stat.S_IMODE(prom.stat().st_mode) == 0o644  # the node exporter is another user
+
+
+def test_metrics_directory_missing_is_said_once(reconciler, monkeypatch, tmp_path, capsys):
+    prom = tmp_path / "absent" / "rayforge_serve_reconciler.prom"
+    rec, waits, _ = make_loop(
+        reconciler, monkeypatch, tmp_path, [OK, FAILED, OK], "--metrics-file", str(prom)
+    )
+    monkeypatch.setattr(reconciler.time, "time", lambda: 1_700_000_000.0, False)
+    with pytest.raises(EndOfScript):
+        rec.run()
+    assert waits == [10, 20, 10]  # the loop went on as without metrics
+    out = capsys.readouterr().out.splitlines()
+    problems = [line for line in out if line.startswith("cannot write metrics")]
+    assert len(problems) == 1, out
+    assert str(prom) in problems[0]
+    assert not prom.parent.exists()

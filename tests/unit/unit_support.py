@@ -330,3 +330,17 @@ class LocalHTTPServer:
         self.server.shutdown()
         self.thread.join(5)
         self.server.server_close()
+
+
+def read_textfile(path: Path) -> dict[str, dict[tuple, float]]:
+    """The samples of a node exporter textfile that rayforge wrote, parsed by
+    prometheus_client's own parser (the reference for the format): name -> {labels as sorted
+    (name, value) pairs: value}. Every metric must have its HELP text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(path.read_text(encoding="utf-8")):
+        assert family.documentation, family.name
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out

@@ -684,20 +684,37 @@ def deploy_lock(path: str, wait_s: float | None) -> Iterator[bool]:
         os.close(fd)
 
 
+def json_text(data: dict) -> str:
+    """DATA as write_json_atomic writes it (sorted keys: one text per config)."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
 def write_json_atomic(path: str, data: dict, mode: int = 0o640, gid: int = -1) -> bool:
     """Writes DATA as JSON to PATH through a rename; False when PATH already holds it."""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    text = json_text(data)
     try:
         with open(path, encoding="utf-8") as fh:
             if fh.read() == text:
                 return False
     except OSError:
         pass
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, mode)
-    if gid >= 0:
-        os.chown(tmp, -1, gid)
-    os.replace(tmp, path)
+    write_text_atomic(path, text, mode, gid)
     return True
+
+
+def write_text_atomic(path: str, text: str, mode: int = 0o640, gid: int = -1) -> None:
+    """Writes TEXT to PATH through a temporary file in the same directory and a rename: a
+    reader sees the old file or the new one, whole. The temporary name does not end like PATH
+    (a node exporter reading *.prom never reads it half written)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        if gid >= 0:
+            os.chown(tmp, -1, gid)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

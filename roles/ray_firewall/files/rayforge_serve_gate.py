@@ -34,6 +34,15 @@ a 404 or a request cut in flight.
 
 Every change of state goes to stdout (the journal). An nftables error (the firewall stopped
 or reloading) is logged and retried at the next poll. Exit status 2: bad arguments.
+
+With --metrics-file (a ``*.prom`` file in the node exporter's textfile directory) the gate
+writes its state there at every change, replaced whole through a rename in the same
+directory: ``rayforge_serve_gate_open`` (1 open, 0 closed), ``rayforge_serve_gate_closed_reason``
+(one series per reason in REASONS, 1 for the reason the port is closed now, all 0 while it is
+open) and ``rayforge_serve_gate_last_change_timestamp_seconds`` (when the port last opened or
+closed). It uses prometheus_client, which the Ray virtualenv it runs with has (Ray's metrics
+need it). A directory that is missing or not writable is said once in the journal and tried
+again at each poll; the gate goes on gating.
 """
 
 from __future__ import annotations
@@ -46,8 +55,30 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client.core import GaugeMetricFamily
 
 PROBE_TIMEOUT_S = 1.0
+# Why a port is closed: the hold file; the proxy drains (healthz answers other than 200); the
+# proxy has no route table yet (routes answer other than 200, or none); it routes some of the
+# last deploy's routes, not all yet; nothing answers (Ray or the proxy is down).
+HOLD, DRAINING, NO_ROUTES, MISSING_ROUTES, DOWN = (
+    "hold",
+    "draining",
+    "no_routes",
+    "missing_routes",
+    "down",
+)
+REASONS = (HOLD, DRAINING, NO_ROUTES, MISSING_ROUTES, DOWN)
+
+
+class Readiness(NamedTuple):
+    ok: bool
+    why: str  # in words, for the journal
+    missing: list[str]  # the expected route prefixes the proxy lacks
+    reason: str  # one of REASONS when not ok, "" when ok
 
 
 def log(message: str) -> None:
@@ -88,11 +119,12 @@ def held_by(path: str | None) -> str:
     return f"held closed: {first or path}"
 
 
-def ready(port: int, expected: list[str] | tuple[str, ...] = ()) -> tuple[bool, str, list[str]]:
-    """(the node can route requests, why (not), the EXPECTED route prefixes it lacks).
+def ready(port: int, expected: list[str] | tuple[str, ...] = ()) -> Readiness:
+    """Whether the node can route requests, why (not), the EXPECTED route prefixes it lacks,
+    and the reason (REASONS) when it cannot.
 
-    Not ready with a non-empty third item: the proxy is healthy and routes some prefixes, but
-    not yet those."""
+    Not ready with missing routes: the proxy is healthy and routes some prefixes, but not yet
+    those."""
     base = f"http://127.0.0.1:{port}"
     try:
         with urllib.request.urlopen(base + "/-/healthz", timeout=PROBE_TIMEOUT_S) as resp:
@@ -101,19 +133,19 @@ def ready(port: int, expected: list[str] | tuple[str, ...] = ()) -> tuple[bool, 
             routes = json.loads(resp.read().decode() or "{}")
     except urllib.error.HTTPError as err:
         body = err.read().decode(errors="replace").strip()
-        return False, f"{err.url.removeprefix(base)} answers {err.code} {body[:80]}".strip(), []
+        path = err.url.removeprefix(base)
+        reason = DRAINING if path == "/-/healthz" else NO_ROUTES
+        return Readiness(False, f"{path} answers {err.code} {body[:80]}".strip(), [], reason)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
-        return False, f"Serve's proxy does not answer ({getattr(err, 'reason', err)})", []
+        why = f"Serve's proxy does not answer ({getattr(err, 'reason', err)})"
+        return Readiness(False, why, [], DOWN)
     if not isinstance(routes, dict) or not routes:
-        return False, "no route yet", []
+        return Readiness(False, "no route yet", [], NO_ROUTES)
     missing = sorted(set(expected) - set(routes))
     if missing:
-        return (
-            False,
-            f"routes {', '.join(sorted(routes))}, waiting for {', '.join(missing)}",
-            missing,
-        )
-    return True, f"routes {', '.join(sorted(routes))}", []
+        why = f"routes {', '.join(sorted(routes))}, waiting for {', '.join(missing)}"
+        return Readiness(False, why, missing, MISSING_ROUTES)
+    return Readiness(True, f"routes {', '.join(sorted(routes))}", [], "")
 
 
 def nft_script(table: str, port: int, closed: bool) -> str:
@@ -134,6 +166,64 @@ def set_gate(table: str, port: int, closed: bool) -> None:
     )
 
 
+class GateMetrics:
+    """The gate's state as a textfile for the node exporter (see the module's docstring)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.state: tuple[bool, str] | None = None  # (open, reason) last recorded
+        self.changed_at = 0.0
+        self.written: tuple[bool, str] | None = None  # what the file holds
+        self.failing = False  # the last write failed (said once)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def collect(self):
+        if self.state is None:
+            return
+        is_open, reason = self.state
+        yield GaugeMetricFamily(
+            "rayforge_serve_gate_open",
+            "Whether the node's Serve port takes new connections (1) or refuses them (0).",
+            value=int(is_open),
+        )
+        why = GaugeMetricFamily(
+            "rayforge_serve_gate_closed_reason",
+            "Why the node's Serve port is closed: 1 for the reason now, all 0 while it is open.",
+            labels=["reason"],
+        )
+        for name in REASONS:
+            why.add_metric([name], int(not is_open and reason == name))
+        yield why
+        yield GaugeMetricFamily(
+            "rayforge_serve_gate_last_change_timestamp_seconds",
+            "Unix time at which the node's Serve port last opened or closed.",
+            value=self.changed_at,
+        )
+
+    def record(self, is_open: bool, reason: str) -> None:
+        """Records the port's state (a change of open or closed stamps the time) and writes the
+        file when it holds something else, or when the last write failed: at most one write
+        per change, however often it is called."""
+        if self.state is None or self.state[0] != is_open:
+            self.changed_at = time.time()
+        self.state = (is_open, "" if is_open else reason)
+        if self.written == self.state:
+            return
+        try:
+            write_to_textfile(self.path, self.registry)
+        except OSError as err:
+            if not self.failing:
+                log(f"cannot write metrics to {self.path} ({err}): trying again at each poll")
+            self.failing = True
+            self.written = None
+            return
+        if self.failing:
+            log(f"metrics written to {self.path} again")
+        self.failing = False
+        self.written = self.state
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True, help="Serve's HTTP port")
@@ -147,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         default=30.0,
         help="seconds to wait for the routes of --routes-file once the proxy routes some",
     )
+    parser.add_argument("--metrics-file", help="*.prom file of the gate's state (textfile)")
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536 or args.interval <= 0 or args.route_wait < 0:
         parser.error("--port must be a TCP port, --interval positive, --route-wait not negative")
@@ -154,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     closed: bool | None = None  # unknown until the first change is made
     missing_since: float | None = None  # when the proxy first routed some routes but not all
     file_problem = ""
+    metrics = GateMetrics(args.metrics_file) if args.metrics_file else None
     log(f"gating port {args.port} in table inet {args.table} on Serve's readiness")
     while True:
         expected: list[str] = []
@@ -163,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                 log(problem)
             file_problem = problem
         held = held_by(args.hold_file)
-        ok, why, missing = (False, held, []) if held else ready(args.port, expected)
+        ok, why, missing, reason = (
+            Readiness(False, held, [], HOLD) if held else ready(args.port, expected)
+        )
         if not missing:
             missing_since = None
         elif missing_since is None:
@@ -183,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                 detail = getattr(err, "stderr", "") or err
                 log(f"cannot {'open' if ok else 'close'} port {args.port}: {str(detail).strip()}")
                 closed = None
+        if metrics is not None and closed is not None:  # None: the port's state is not known
+            metrics.record(not closed, reason)
         time.sleep(args.interval)
 
 

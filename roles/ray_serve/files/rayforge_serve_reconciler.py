@@ -24,6 +24,19 @@ ALIVE node). More nodes than anchor replicas is acted on at the first poll: a no
 rejoined after a deploy made without it gets its replica, and with it its proxy, with no
 site.yml. Fewer waits --settle polls like any other difference: a node that restarts comes
 back before that, and finds its replica still pending for it.
+
+With --metrics-file (a ``*.prom`` file in the node exporter's textfile directory) it writes,
+after every poll, replaced whole through a rename in the same directory:
+``rayforge_serve_reconciler_actions_total{action}`` (re-applies it made: ``reapply`` after a
+settled difference, ``anchor`` for a node back without its anchor replica),
+``rayforge_serve_reconciler_failures_total`` (polls that failed),
+``rayforge_serve_reconciler_last_poll_timestamp_seconds`` and
+``rayforge_serve_reconciler_state{state}`` (1 for the outcome of the last poll, ok, waiting or
+failed; 0 for the others). Every series is there from the first poll, at 0. The counters are
+this process's and start again at 0 when it restarts, which Prometheus' rate() and increase()
+take as a reset. It uses prometheus_client, which the Ray virtualenv it runs with has, for the
+format, and the dashboard client's atomic write, which sets the file's mode. A
+missing or read-only directory is said once in the journal and tried again at the next poll.
 Exit status: 2 for bad arguments; otherwise it runs until stopped.
 """
 
@@ -36,6 +49,9 @@ import sys
 import time
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ray_dashboard import (
@@ -47,9 +63,12 @@ from ray_dashboard import (
     proxy_anchor_replicas,
     wait_healthy,
     with_anchor_replicas,
+    write_text_atomic,
 )
 
 OK, WAITING, FAILED = "ok", "waiting", "failed"
+# What a re-apply was for (the label of rayforge_serve_reconciler_actions_total).
+REAPPLY, ANCHOR = "reapply", "anchor"
 
 
 def log(message: str) -> None:
@@ -68,6 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-backoff", type=float, default=300.0, help="longest wait, seconds")
     parser.add_argument("--anchor-application", help="the proxy anchor application's name")
     parser.add_argument("--once", action="store_true", help="one poll (and action), then exit")
+    parser.add_argument("--metrics-file", help="*.prom file of its counters and state (textfile)")
     args = parser.parse_args(argv)
     if args.interval <= 0 or args.settle < 1 or args.deploy_timeout <= 0:
         parser.error("--interval and --deploy-timeout must be positive, --settle at least 1")
@@ -89,7 +109,10 @@ class Reconciler:
         self.args = args
         self.dashboard = Dashboard(args.dashboard_url, headers(args.token_file))
         self.seen = 0  # consecutive polls that found Serve off the config
-        self.failures = 0
+        self.failures = 0  # failed polls in a row (the backoff)
+        self.actions = {REAPPLY: 0, ANCHOR: 0}  # re-applies made by this process
+        self.failed_polls = 0  # failed polls since this process started
+        self.metrics = ReconcilerMetrics(args.metrics_file, self) if args.metrics_file else None
 
     def desired(self) -> dict | None:
         try:
@@ -150,6 +173,7 @@ class Reconciler:
             if not diffs:
                 self.seen = 0
                 return OK
+            self.actions[ANCHOR if urgent else REAPPLY] += 1
             log(f"re-applying {self.args.config}: {'; '.join(diffs)}")
             ok, failure, _ = wait_healthy(self.dashboard, desired, self.args.deploy_timeout)
         if ok:
@@ -167,6 +191,10 @@ class Reconciler:
             except (DashboardError, OSError, ValueError) as err:
                 log(f"cannot reconcile now: {err}")
                 state = FAILED
+            if state == FAILED:
+                self.failed_polls += 1
+            if self.metrics is not None:
+                self.metrics.write(state)
             if self.args.once:
                 return
             if state != FAILED:
@@ -177,6 +205,63 @@ class Reconciler:
                 self.failures = min(self.failures + 1, 64)
                 wait = min(self.args.max_backoff, self.args.interval * 2**self.failures)
             time.sleep(wait)
+
+
+class ReconcilerMetrics:
+    """The reconciler's counters and last poll as a textfile (see the module's docstring)."""
+
+    def __init__(self, path: str, reconciler: Reconciler):
+        self.path = path
+        self.reconciler = reconciler
+        self.state = ""
+        self.polled_at = 0.0
+        self.failing = False  # the last write failed (said once)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def collect(self):
+        rec = self.reconciler
+        actions = CounterMetricFamily(
+            "rayforge_serve_reconciler_actions",
+            "Re-applies of the last healthy Serve config by the reconciler, by what they were for.",
+            labels=["action"],
+        )
+        for action, count in sorted(rec.actions.items()):
+            actions.add_metric([action], count)
+        yield actions
+        yield CounterMetricFamily(
+            "rayforge_serve_reconciler_failures",
+            "Polls of the Serve reconciler that failed (a re-apply not healthy, an API error).",
+            value=rec.failed_polls,
+        )
+        yield GaugeMetricFamily(
+            "rayforge_serve_reconciler_last_poll_timestamp_seconds",
+            "Unix time of the Serve reconciler's last poll.",
+            value=self.polled_at,
+        )
+        state = GaugeMetricFamily(
+            "rayforge_serve_reconciler_state",
+            "Outcome of the Serve reconciler's last poll: 1 for it, 0 for the others.",
+            labels=["state"],
+        )
+        for name in (OK, WAITING, FAILED):
+            state.add_metric([name], int(name == self.state))
+        yield state
+
+    def write(self, state: str) -> None:
+        self.state, self.polled_at = state, time.time()
+        try:
+            # Mode 0644 whatever the unit's UMask (0027 in ray_systemd_hardening): the node
+            # exporter reads it as another user.
+            write_text_atomic(self.path, generate_latest(self.registry).decode(), 0o644)
+        except OSError as err:
+            if not self.failing:
+                log(f"cannot write metrics to {self.path} ({err}): trying again at each poll")
+            self.failing = True
+            return
+        if self.failing:
+            log(f"metrics written to {self.path} again")
+        self.failing = False
 
 
 def main(argv: list[str] | None = None) -> int:

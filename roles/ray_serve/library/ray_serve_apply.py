@@ -24,6 +24,8 @@ description:
   - Holds an exclusive lock on O(lock_path) from the first read to the end, so the head's
     Serve reconciler never acts while a deploy is under way.
   - Every call goes through the ray role's dashboard client (module_utils/ray_dashboard.py).
+  - With O(metrics_path), a healthy deploy also writes its time and the config's hash there as
+    a node exporter textfile (Prometheus text format, replaced through a rename).
 options:
   dashboard_url: {type: str, required: true, description: Base URL of the Ray dashboard.}
   config_path: {type: path, required: true, description: Serve config file on the host.}
@@ -44,6 +46,15 @@ options:
     description: Re-apply O(last_good_path) when a deploy fails or times out.
   lock_path: {type: path, description: Lock file shared with the reconciler; omitted, none.}
   group: {type: str, description: Group that may read O(last_good_path) (the reconciler's).}
+  metrics_path:
+    type: path
+    description: >-
+      A C(*.prom) file in the node exporter's textfile directory, written after a healthy
+      deploy: C(rayforge_serve_last_healthy_deploy_timestamp_seconds) (now, when the deploy
+      changed what Serve runs or the last healthy config; else the time that config was kept)
+      and C(rayforge_serve_last_healthy_deploy_info{config_hash}) 1, the SHA-256 of
+      O(last_good_path)'s text. Left alone when it already holds that hash and nothing was
+      deployed. A missing directory is a warning, not a failure. Omitted: none is written.
   state:
     type: str
     default: present
@@ -68,7 +79,11 @@ rolled_back:
 
 import contextlib
 import grp
+import hashlib
 import json
+import os
+import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ray_dashboard import (
@@ -77,10 +92,16 @@ from ansible.module_utils.ray_dashboard import (
     apply,
     deploy_lock,
     differences,
+    json_text,
     summarize,
     wait_healthy,
     write_json_atomic,
+    write_text_atomic,
 )
+
+# The metrics a healthy deploy leaves for the node exporter (textfile collector).
+TIMESTAMP = "rayforge_serve_last_healthy_deploy_timestamp_seconds"
+INFO = "rayforge_serve_last_healthy_deploy_info"
 
 
 def read_json(path: str) -> dict | None:
@@ -89,6 +110,52 @@ def read_json(path: str) -> dict | None:
             return json.load(fh)
     except FileNotFoundError:
         return None
+
+
+def config_hash(config: dict) -> str:
+    """SHA-256 of CONFIG as last_good_path holds it: `sha256sum` of that file gives the same."""
+    return hashlib.sha256(json_text(config).encode()).hexdigest()
+
+
+def deploy_metrics(timestamp: float, digest: str) -> str:
+    """The textfile of the last healthy deploy, in Prometheus' text format (0.0.4). Written by
+    hand: the module runs with the host's python, which has no prometheus_client; DIGEST is
+    hexadecimal, so the label value needs no escaping."""
+    return (
+        f"# HELP {TIMESTAMP} Unix time of the last Serve deploy by rayforge that became healthy.\n"
+        f"# TYPE {TIMESTAMP} gauge\n"
+        f"{TIMESTAMP} {timestamp:.3f}\n"
+        f"# HELP {INFO} The config of the last healthy Serve deploy (SHA-256 of last_good_path).\n"
+        f"# TYPE {INFO} gauge\n"
+        f'{INFO}{{config_hash="{digest}"}} 1\n'
+    )
+
+
+def write_deploy_metrics(module: AnsibleModule, desired: dict, deployed: bool) -> bool:
+    """Writes metrics_path after a healthy deploy; whether it changed the file. DEPLOYED: this
+    run changed what Serve runs or the last healthy config (the time is now); otherwise the
+    file is only written when it does not hold this config's hash (a textfile directory new
+    since the deploy), with the time the last healthy config was written."""
+    p = module.params
+    path, digest = p["metrics_path"], config_hash(desired)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            held = re.search(r'config_hash="([0-9a-f]+)"', fh.read())
+    except OSError:
+        held = None
+    if not deployed and held and held.group(1) == digest:
+        return False
+    kept = None
+    if not deployed and p["last_good_path"]:
+        with contextlib.suppress(OSError):
+            kept = os.stat(p["last_good_path"]).st_mtime
+    text = deploy_metrics(kept or time.time(), digest)
+    try:
+        write_text_atomic(path, text, 0o644)
+    except OSError as err:
+        module.warn(f"the last healthy deploy's metrics were not written to {path}: {err}")
+        return False
+    return True
 
 
 def main() -> None:
@@ -103,6 +170,7 @@ def main() -> None:
             "rollback": {"type": "bool", "default": True},
             "lock_path": {"type": "path"},
             "group": {"type": "str"},
+            "metrics_path": {"type": "path"},
             "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
         },
         supports_check_mode=True,
@@ -165,6 +233,8 @@ def run(module: AnsibleModule, api: Dashboard) -> None:
     gid = grp.getgrnam(p["group"]).gr_gid if p["group"] else -1
     if ok:
         if p["last_good_path"] and write_json_atomic(p["last_good_path"], desired, 0o640, gid):
+            result["changed"] = True
+        if p["metrics_path"] and write_deploy_metrics(module, desired, result["changed"]):
             result["changed"] = True
         module.exit_json(applications=summarize(current), **result)
 
