@@ -13,7 +13,14 @@ counted once, by what it was for (rayforge_serve_reconciler_actions_total).
 from __future__ import annotations
 
 import pytest
-from unit_support import API, lab_config, new_build_config, recorded, scaled_config
+from unit_support import (
+    API,
+    lab_config,
+    new_build_config,
+    read_textfile,
+    recorded,
+    scaled_config,
+)
 
 
 @pytest.fixture
@@ -135,3 +142,36 @@ def test_bad_arguments_exit_2(reconciler, bad):
     with pytest.raises(SystemExit) as exited:
         reconciler.parse_args(argv)
     assert exited.value.code == 2
+
+
+def test_checks_are_exported_as_the_deploy_gate_judges_them(
+    make_reconciler, dashboard_stub, tmp_path
+):
+    """rayforge_check_passing and rayforge_application_ready follow serve_problems(), the
+    deploy gate's own definition, on Serve's state at each poll; not judged, no series."""
+    prom = tmp_path / "reconciler.prom"
+    dashboard_stub.serve(recorded("serve_running_healthy"))
+    rec = make_reconciler("--metrics-file", str(prom), last_good=lab_config())
+    assert rec.step() == "ok"
+    rec.metrics.write("ok")
+    got = read_textfile(prom)
+    assert got["rayforge_check_passing"] == {
+        (("check", "applications_deployed"),): 1.0,
+        (("check", "applications_running"),): 1.0,
+        (("check", "serve_running"),): 1.0,
+    }
+    apps = [a["name"] for a in lab_config()["applications"]]
+    assert {k[0][1]: v for k, v in got["rayforge_application_ready"].items()} == dict.fromkeys(
+        apps, 1.0
+    )
+
+    dashboard_stub.serve(recorded("serve_shut_down"))
+    assert rec.step() == "waiting"
+    rec.metrics.write("waiting")
+    got = read_textfile(prom)
+    assert got["rayforge_check_passing"][(("check", "serve_running"),)] == 0.0
+    assert set(got["rayforge_application_ready"].values()) == {0.0}
+
+    rec.problems = None  # a poll that could not read Serve
+    rec.metrics.write("failed")
+    assert "rayforge_check_passing" not in read_textfile(prom)

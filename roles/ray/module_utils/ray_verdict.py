@@ -405,8 +405,8 @@ def status_document(
     for p in every:
         by_subject.setdefault(p["subject"], []).append(p)
 
-    def ready(subject: str, good: str, unknown: bool, previous_conditions) -> dict:
-        found = by_subject.get(subject) or []
+    def ready(subject: str, good: str, unknown: bool, previous_conditions, also=()) -> dict:
+        found = (by_subject.get(subject) or []) + list(also)
         if found:
             return _condition(
                 "False",
@@ -478,8 +478,10 @@ def status_document(
                     ready(
                         f"application/{name}",
                         "ApplicationReady",
-                        not api_ok or not (cluster.get("serve") or {}).get("running"),
+                        not api_ok,
                         (previous_apps.get(name) or {}).get("conditions"),
+                        # Serve down: no application is ready.
+                        also=[p for p in every if p["check"] == "serve_running"],
                     )
                 ],
             }

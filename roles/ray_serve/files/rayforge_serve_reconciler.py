@@ -61,12 +61,15 @@ from ray_dashboard import (
     deploy_lock,
     differences,
     proxy_anchor_replicas,
+    serve_problems,
     wait_healthy,
     with_anchor_replicas,
     write_text_atomic,
 )
 
 OK, WAITING, FAILED = "ok", "waiting", "failed"
+# The named checks (ray_verdict's ids) that Serve's state alone decides: exported each poll.
+SERVE_CHECKS = ("serve_running", "applications_deployed", "applications_running")
 # What a re-apply was for (the label of rayforge_serve_reconciler_actions_total).
 REAPPLY, ANCHOR = "reapply", "anchor"
 
@@ -113,6 +116,10 @@ class Reconciler:
         self.actions = {REAPPLY: 0, ANCHOR: 0}  # re-applies made by this process
         self.failed_polls = 0  # failed polls since this process started
         self.metrics = ReconcilerMetrics(args.metrics_file, self) if args.metrics_file else None
+        # serve_problems() of the last poll that read Serve (the deploy gate's definition of
+        # healthy, against the last healthy config); None when the last poll could not.
+        self.problems: list[dict] | None = None
+        self.applications: list[str] = []
 
     def desired(self) -> dict | None:
         try:
@@ -145,8 +152,14 @@ class Reconciler:
         last_good = self.desired()
         if last_good is None:
             return OK  # no deploy has become healthy yet: nothing to restore
+        self.problems = None
         details = self.dashboard.serve_details()
         desired, urgent = self.anchored(last_good, details)
+        self.problems = serve_problems(details, desired, str(self.args.config))
+        self.applications = sorted(
+            {a["name"] for a in desired.get("applications", [])}
+            | set(details.get("applications") or {})
+        )
         diffs = differences(desired, details)
         if not diffs:
             if self.seen:
@@ -247,6 +260,29 @@ class ReconcilerMetrics:
         for name in (OK, WAITING, FAILED):
             state.add_metric([name], int(name == self.state))
         yield state
+        if rec.problems is None:
+            return  # Serve was not read: the checks are not judged (their series vanish)
+        checks = GaugeMetricFamily(
+            "rayforge_check_passing",
+            "1 when the named check passes on Serve's state, judged at the reconciler's last "
+            "poll as the deploy gate judges it (against the last healthy config), else 0.",
+            labels=["check"],
+        )
+        failing = {p["check"] for p in rec.problems}
+        for check in SERVE_CHECKS:
+            checks.add_metric([check], int(check not in failing))
+        yield checks
+        ready = GaugeMetricFamily(
+            "rayforge_application_ready",
+            "1 when the Serve application has no problem (deployed with the last healthy "
+            "config, RUNNING, every deployment at its target), else 0.",
+            labels=["application"],
+        )
+        troubled = {p["subject"] for p in rec.problems}
+        serve_down = "serve_running" in failing
+        for name in rec.applications:
+            ready.add_metric([name], int(not serve_down and f"application/{name}" not in troubled))
+        yield ready
 
     def write(self, state: str) -> None:
         self.state, self.polled_at = state, time.time()
