@@ -90,7 +90,13 @@ def test_diagnose_names_two_applications_on_one_route_prefix(host, rayvars):
     finally:
         host.check_output(f"mv {config_path}.test-saved {config_path}")
     assert done.returncode != 0
-    assert failing(checks) == {ROUTES}, checks
+    # Serve still runs the second application on its own prefix: another config than the
+    # rendered one, which check 6 names too.
+    assert failing(checks) == {ROUTES, APPS_LISTED}, checks
+    assert (
+        f"application {second['name']} runs another config than {config_path}"
+        in checks[APPS_LISTED]["detail"]
+    ), checks[APPS_LISTED]
     assert (
         f"route_prefix {first['route_prefix']} used by several applications in the rendered config"
         in checks[ROUTES]["detail"]
