@@ -20,7 +20,9 @@ session directories of earlier starts. So, each run:
   /proc/<pid>/fd this user may read), a file whose name ends in the pid of a live process
   (Ray writes the pid into the names of per-process logs: a worker between two writes), and
   a rotated copy (name.1, name.1.log) of such a file. Those count towards the caps all the
-  same; when they alone exceed them, the run says so and leaves them.
+  same; when they alone exceed them, the run says so and leaves them. Ray's log monitor
+  keeps up to 200 worker logs open (RAY_LOG_MONITOR_MAX_OPEN_FILES), dead workers' too, until
+  it lets go of them all at once and moves the dead ones to logs/old/: a floor under the caps.
 
 Why not a well-kept tool: systemd-tmpfiles removes by age only (no count or size cap, no
 notion of a file a process has open or of the session Ray uses), and logrotate rotates
