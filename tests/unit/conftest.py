@@ -13,7 +13,7 @@ The product files are loaded from their place in the roles, the way they run on 
   module object is registered as ``ansible.module_utils.ray_dashboard`` (the name Ansible's
   module payload gives it), so the Ansible modules, the reconciler and the client tests share
   one module and one patched POLL_S;
-* the Ansible modules, the reconciler, the liveness watchdog, the Serve gate and
+* the Ansible modules, the reconciler, the liveness watchdog, the log pruner, the Serve gate and
   tests/support/load_client.py are loaded with importlib from their files.
 """
 
@@ -124,6 +124,12 @@ def reconciler(ray_dashboard: ModuleType) -> ModuleType:
 def liveness(ray_dashboard: ModuleType) -> ModuleType:
     """roles/ray/files/rayforge_liveness.py (``from ray_dashboard import ...``)."""
     return load_file("rayforge_liveness", REPO / "roles/ray/files/rayforge_liveness.py")
+
+
+@pytest.fixture(scope="session")
+def log_prune() -> ModuleType:
+    """roles/ray/files/rayforge_log_prune.py."""
+    return load_file("rayforge_log_prune", REPO / "roles/ray/files/rayforge_log_prune.py")
 
 
 @pytest.fixture(scope="session")
