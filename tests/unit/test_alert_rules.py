@@ -46,7 +46,7 @@ RULES_NAME = "rayforge.yml"
 # the dashboard agent's node and component gauges) and the Grafana panels Ray ships for its
 # C++ metrics (object store, resources, memory monitor).
 RAY_METRIC_SOURCES = ("serve/_private", "dashboard/modules/reporter", "dashboard/modules/metrics")
-# The node exporter's metrics the rules read (job node, roles/node_exporter): exported by
+# The node exporter's metrics the rules read (job node, roles/prometheus_node_exporter): exported by
 # Debian 12's prometheus-node-exporter 1.5.0 with the role's flags (/dev/shm and an overlay root
 # among the filesystems). Its names are built at run time (meminfo's from /proc/meminfo), so
 # no source here holds them; the cluster scenario's test_every_metric_an_alert_reads_is_stored

@@ -1,4 +1,4 @@
-"""Prometheus' node exporter (roles/node_exporter) runs on every cluster node, on the port the
+"""Prometheus' node exporter (roles/prometheus_node_exporter) runs on every cluster node, on the port the
 scenario's inventory moved it to, at the node's advertised address; the monitoring host
 reaches it, and it reports /dev/shm and the root filesystem, and the *.prom files the ray user
 writes into the textfile directory.
