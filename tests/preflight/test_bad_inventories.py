@@ -103,6 +103,11 @@ def duplicate_ports(inv: dict, ctx: Context) -> None:
     all_vars(inv).update(ray_dashboard_port=18265, ray_serve_http_port=18265)
 
 
+def node_exporter_port_taken(inv: dict, ctx: Context) -> None:
+    """The node exporter's port is not one of Ray's, yet checked against them."""
+    all_vars(inv).update(ray_metrics_export_port=18080, ray_node_exporter_port=18080)
+
+
 def port_out_of_range(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_serve_http_port"] = 70000
 
@@ -383,6 +388,11 @@ BAD_CASES = [
         "duplicate-ports",
         duplicate_ports,
         "ray_dashboard_port and ray_serve_http_port share port 18265",
+    ),
+    Case(
+        "node-exporter-port-taken",
+        node_exporter_port_taken,
+        "ray_metrics_export_port and ray_node_exporter_port share port 18080",
     ),
     Case(
         "port-out-of-range",

@@ -1,5 +1,7 @@
 """A host that is not a cluster member (the load balancer's host) reaches Serve and nothing
-else; the controller (admin) reaches the dashboard only with the cluster token.
+else, but the metrics ports when it is the monitoring host (group monitoring: the scrapers'
+zone), which the controller (admin, not a scraper) then does not reach; the controller reaches
+the dashboard only with the cluster token.
 
 Every "cannot reach" is asserted on a port that is shown to listen first (read with `ss` on
 the node), so a closed port cannot pass for a filtered one. Ports come from the scenario's
@@ -7,6 +9,8 @@ inventory (every one moved off its default); ranges are read from the nodes' lis
 Runs after test_faults.py, which rebooted the head and a worker: the rules are checked on
 hosts that booted with them.
 """
+
+import socket
 
 import pytest
 
@@ -31,6 +35,29 @@ def reachable(host, ip, port):
     """A TCP connection from `host` to ip:port succeeds within 1 s (on one Docker bridge an
     open port answers in a millisecond; a dropped one never does)."""
     return host.run(f"timeout 1 bash -c '</dev/tcp/{ip}/{port}'").rc == 0
+
+
+def reachable_from_controller(ip, port) -> bool:
+    """The same from the controller, which runs the tests (an admin, not a scraper)."""
+    try:
+        with socket.create_connection((ip, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# The firewall's metrics zone: members, ray_firewall_metrics_cidrs and the monitoring group.
+METRICS_PORTS = (
+    "ray_metrics_export_port",
+    "ray_node_exporter_port",
+    "ray_serve_haproxy_metrics_port",
+)
+
+
+def is_scraper(host) -> bool:
+    """`host` is in the metrics zone: a host of group monitoring."""
+    variables = host.ansible.get_variables()
+    return variables["inventory_hostname"] in variables["groups"].get("monitoring", [])
 
 
 def listening(node, ip) -> set[int]:
@@ -70,18 +97,42 @@ def test_outsider_gets_answers_from_serve_on_every_node(host, nodes, rayvars):
         "ray_dashboard_agent_grpc_port",
         "ray_dashboard_agent_listen_port",
         "ray_metrics_export_port",
+        "ray_node_exporter_port",
         "ray_serve_haproxy_stats_port",
         "ray_serve_haproxy_metrics_port",
         "prometheus_port",
     ],
 )
 def test_outsider_cannot_reach_a_listening_control_port(host, nodes, rayvars, port_var):
+    """The load balancer's host, or for the metrics ports, when that host is a scraper (the
+    monitoring host), the controller."""
+    port = rayvars[port_var]
+    groups = host.ansible.get_variables()["groups"]
+    if port_var == "prometheus_port" and not set(groups.get("monitoring", [])) <= set(nodes):
+        pytest.skip("Prometheus runs outside the cluster, where ray_firewall does not run")
+    from_controller = port_var in METRICS_PORTS and is_scraper(host)
+    checked = []
+    for name, ip in nodes.items():
+        if port in listening(peer(host, name), ip):
+            checked.append(name)
+            if from_controller:
+                assert not reachable_from_controller(ip, port), f"{name}:{port} ({port_var})"
+            else:
+                assert not reachable(host, ip, port), f"{name}:{port} ({port_var})"
+    assert checked, f"{port_var}: no node listens on {port}, so nothing was proven"
+
+
+@pytest.mark.parametrize("port_var", METRICS_PORTS)
+def test_monitoring_host_reaches_the_metrics_ports(host, nodes, rayvars, port_var):
+    """The monitoring host outside the cluster (its ansible_host an IP) is a scraper."""
+    if not is_scraper(host):
+        pytest.skip("the load balancer's host is not the monitoring host")
     port = rayvars[port_var]
     checked = []
     for name, ip in nodes.items():
         if port in listening(peer(host, name), ip):
             checked.append(name)
-            assert not reachable(host, ip, port), f"{name}:{port} ({port_var})"
+            assert reachable(host, ip, port), f"{name}:{port} ({port_var})"
     assert checked, f"{port_var}: no node listens on {port}, so nothing was proven"
 
 
@@ -141,6 +192,7 @@ def test_ray_ports_are_closed_over_ipv6_too(host, nodes, rayvars):
             "ray_node_manager_port",
             "ray_object_manager_port",
             "ray_metrics_export_port",
+            "ray_node_exporter_port",
             "ray_dashboard_agent_listen_port",
             "ray_min_worker_port",
             "ray_max_worker_port",

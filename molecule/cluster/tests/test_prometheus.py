@@ -1,9 +1,11 @@
-"""Prometheus runs on the monitoring host (the head here) and scrapes every Ray node, on the
-ports the scenario's inventory moved.
+"""Prometheus runs on the monitoring host (the inventory's group monitoring, here the load
+balancer's host, outside the cluster; else the head) and scrapes every Ray node's Ray metrics
+(job ray) and node exporter (job node), on the ports the scenario's inventory moved.
 
 Prometheus is asked from the controller, over the network, as an operator would; each
-cluster host checks that it is a target that is up and that its Ray metrics arrive. The
-alert rules are loaded, evaluate without error, and read only metrics the cluster exports.
+cluster host checks that it is a target of both jobs that is up and that its metrics arrive.
+The alert rules are loaded, evaluate without error, and read only metrics the cluster
+exports. A monitoring host outside the cluster runs no Ray.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from promql import metric_names
 
 from conftest import IP_CMD, http, peer
 
-testinfra_hosts = ["ansible://ray_head", "ansible://ray_workers"]
+testinfra_hosts = ["ansible://ray_head", "ansible://ray_workers", "ansible://monitoring"]
 
 UNIT = "prometheus"
 CONFIG = "/etc/prometheus/prometheus.yml"
@@ -33,6 +35,10 @@ def monitoring_hosts(host) -> list[str]:
 
 def cluster_hosts(host) -> list[str]:
     return groups(host)["ray_head"] + groups(host).get("ray_workers", [])
+
+
+def is_node(host) -> bool:
+    return host.ansible.get_variables()["inventory_hostname"] in cluster_hosts(host)
 
 
 def journal(host) -> str:
@@ -59,16 +65,20 @@ def prometheus(monitor, rayvars):
     return get
 
 
+# The jobs with one target per cluster node, and the inventory's port of each.
+NODE_JOBS = {"ray": "ray_metrics_export_port", "node": "ray_node_exporter_port"}
+
+
 @pytest.fixture
-def metrics_target(node_ip, rayvars) -> str:
+def metrics_target(host, node_ip, rayvars) -> str:
     """This node's scrape target: its advertised address and Ray's metrics port."""
+    if not is_node(host):
+        pytest.skip("cluster nodes only")
     return f"{node_ip}:{rayvars['ray_metrics_export_port']}"
 
 
-def ray_targets(prometheus) -> list[dict]:
-    return [
-        t for t in prometheus("/api/v1/targets")["activeTargets"] if t["labels"]["job"] == "ray"
-    ]
+def ray_targets(prometheus, job: str = "ray") -> list[dict]:
+    return [t for t in prometheus("/api/v1/targets")["activeTargets"] if t["labels"]["job"] == job]
 
 
 def query_until(prometheus, promql: str, expect, seconds: float = 90) -> list[dict]:
@@ -92,6 +102,16 @@ def test_prometheus_enabled_and_active_on_monitoring_host_only(host, rayvars):
         assert not host.package("prometheus").is_installed
 
 
+def test_monitoring_host_outside_the_cluster_runs_no_ray(host, rayvars):
+    """The role reads the ray and ray_serve roles' settings; it installs none of Ray."""
+    if is_node(host):
+        pytest.skip("monitoring hosts outside the cluster only")
+    assert not host.file(rayvars["ray_venv_dir"]).exists
+    for unit in ("ray-head", "ray-worker", rayvars["ray_firewall_service_name"]):
+        assert not host.file(f"/etc/systemd/system/{unit}.service").exists, unit
+    assert not host.package("prometheus-node-exporter").is_installed
+
+
 def test_config_passes_promtool(host):
     if host.ansible.get_variables()["inventory_hostname"] not in monitoring_hosts(host):
         pytest.skip("monitoring host only")
@@ -108,30 +128,38 @@ def test_command_line_sets_listen_address_and_retention(host, rayvars):
     assert f"--storage.tsdb.retention.time={rayvars['prometheus_retention_time']}" in cmdline
 
 
-def test_one_up_target_per_cluster_node(host, prometheus, rayvars):
+@pytest.mark.parametrize("job", sorted(NODE_JOBS))
+def test_one_up_target_per_cluster_node(host, prometheus, rayvars, job):
     expected = {
-        f"{peer(host, n).check_output(IP_CMD)}:{rayvars['ray_metrics_export_port']}"
+        f"{peer(host, n).check_output(IP_CMD)}:{rayvars[NODE_JOBS[job]]}"
         for n in cluster_hosts(host)
     }
-    targets = ray_targets(prometheus)
+    targets = ray_targets(prometheus, job)
     assert sorted(t["labels"]["instance"] for t in targets) == sorted(expected)
     down = [(t["labels"]["instance"], t["health"], t["lastError"]) for t in targets]
     assert all(t["health"] == "up" for t in targets), down
 
 
-def test_this_node_is_an_up_target_with_its_name_and_role(host, prometheus, metrics_target):
+@pytest.mark.parametrize("job", sorted(NODE_JOBS))
+def test_this_node_is_an_up_target_with_its_name_and_role(host, prometheus, rayvars, job):
+    if not is_node(host):
+        pytest.skip("cluster nodes only")
     names = host.ansible.get_variables()
-    mine = [t for t in ray_targets(prometheus) if t["labels"]["instance"] == metrics_target]
-    assert len(mine) == 1, ray_targets(prometheus)
+    target = f"{host.check_output(IP_CMD)}:{rayvars[NODE_JOBS[job]]}"
+    mine = [t for t in ray_targets(prometheus, job) if t["labels"]["instance"] == target]
+    assert len(mine) == 1, ray_targets(prometheus, job)
     assert mine[0]["health"] == "up", mine[0]["lastError"]
     assert mine[0]["labels"]["node"] == names["inventory_hostname"]
     role = "head" if "ray_head" in names["group_names"] else "worker"
     assert mine[0]["labels"]["role"] == role
 
 
-def test_up_query_has_one_series_per_node_at_1(host, prometheus):
+@pytest.mark.parametrize("job", sorted(NODE_JOBS))
+def test_up_query_has_one_series_per_node_at_1(host, prometheus, job):
     nodes = cluster_hosts(host)
-    result = query_until(prometheus, 'up{job="ray"}', lambda r: len(r) == len(nodes) and all_one(r))
+    result = query_until(
+        prometheus, f'up{{job="{job}"}}', lambda r: len(r) == len(nodes) and all_one(r)
+    )
     assert sorted(s["metric"]["node"] for s in result) == sorted(nodes), result
     assert all_one(result), result
 
