@@ -62,9 +62,9 @@ def project_leftovers(host, rayvars) -> list[str]:
         left.append(f"user {rayvars['ray_user']}")
     if host.run(f"nft list table inet {rayvars['ray_firewall_table']}").rc == 0:
         left.append(f"nftables table inet {rayvars['ray_firewall_table']}")
-    # Nothing the project started keeps a port open (Prometheus' and Alertmanager's packages
-    # stay, stopped).
-    for name in ("prometheus", "prometheus-alertmanager"):
+    # Nothing the project started keeps a port open (Prometheus', Alertmanager's and the node
+    # exporter's packages stay, stopped). The find above also sees rayforge's metrics files.
+    for name in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter"):
         service = host.service(name)
         if service.is_running or service.is_enabled:
             left.append(f"{name}.service running or enabled")
