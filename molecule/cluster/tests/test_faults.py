@@ -364,14 +364,26 @@ def haproxy_pids(node_host) -> set[str]:
 
 
 def test_failed_deploy_rolls_back_without_losing_a_request(
-    host, nodes, targets, app, rayvars, dashboard
+    host, nodes, targets, app, rayvars, dashboard, alerts
 ):
     """A deploy that cannot fit (more replicas than the cluster has CPUs for) fails after
     ray_serve_deploy_timeout and is replaced by the last healthy config: Serve targets the
     configured replicas again within ray_serve_deploy_timeout + 60 s of taking the failed
     config (read from the dashboard, so the playbook's own preflight and rendering, which
-    take longer on a busy machine, are not counted)."""
-    timeout_s = 40
+    take longer on a busy machine, are not counted). While it tries, the application is not
+    RUNNING and its deployment below target for longer than the rules' for: both alerts
+    reach the webhook receiver before the rollback."""
+    # Long enough for the Serve alerts to fire and be sent: their for:, a scrape and an
+    # evaluation on either side, Alertmanager's group_wait, delivery.
+    timeout_s = round(
+        max(
+            40,
+            duration_s(rayvars["prometheus_alert_serve_for"])
+            + 3 * duration_s(rayvars["prometheus_scrape_interval"])
+            + duration_s(rayvars["prometheus_alertmanager_group_wait"])
+            + 15,
+        )
+    )
     too_many = 64
     too_big = json.loads(json.dumps(rayvars["ray_serve_applications"]))
     for application in too_big:
@@ -389,9 +401,22 @@ def test_failed_deploy_rolls_back_without_losing_a_request(
         )
         return {"finished": client.now()}
 
+    started = time.monotonic()
     with TargetWatch(dashboard, app["name"], first["name"]) as watch:
         reports, facts, _ = under_load(targets, app, bad_deploy, limit_s=timeout_s + 60)
     done = run["done"]
+    over = time.monotonic()
+    fired = {
+        name: alerts.first("firing", started, alertname=name, application=app["name"], **labels)
+        for name, labels in (
+            ("RayServeApplicationNotRunning", {}),
+            ("RayServeDeploymentBelowTarget", {"deployment": first["name"]}),
+        )
+    }
+    print(
+        "alerts at the receiver, s into the run: "
+        + ", ".join(f"{k} {'-' if v is None else f'{v - started:.1f}'}" for k, v in fired.items())
+    )
     print(describe(reports))
     taken = watch.first_at(too_many)
     restored = watch.first_at(first["num_replicas"], after=taken) if taken else None
@@ -412,6 +437,9 @@ def test_failed_deploy_rolls_back_without_losing_a_request(
     assert status == 200, body
     deployment = body["applications"][app["name"]]["deployments"][first["name"]]
     assert deployment["target_num_replicas"] == first["num_replicas"], deployment
+    for name, at in fired.items():
+        assert at is not None, (name, alerts.seen[-20:])
+        assert at <= over, (name, at - started, over - started)
 
 
 class DashboardWatch:

@@ -49,6 +49,7 @@ def reachable_from_controller(ip, port) -> bool:
 # The firewall's metrics zone: members, ray_firewall_metrics_cidrs and the monitoring group.
 METRICS_PORTS = (
     "ray_metrics_export_port",
+    "ray_dashboard_metrics_port",
     "ray_node_exporter_port",
     "ray_serve_haproxy_metrics_port",
 )
@@ -97,6 +98,7 @@ def test_outsider_gets_answers_from_serve_on_every_node(host, nodes, rayvars):
         "ray_dashboard_agent_grpc_port",
         "ray_dashboard_agent_listen_port",
         "ray_metrics_export_port",
+        "ray_dashboard_metrics_port",
         "ray_node_exporter_port",
         "ray_serve_haproxy_stats_port",
         "ray_serve_haproxy_metrics_port",
