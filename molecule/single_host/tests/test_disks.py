@@ -13,6 +13,7 @@ CAP_SYS_PTRACE, so it may not read another user's open files.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from pathlib import Path
@@ -23,8 +24,10 @@ CHURN_APP = "rf-disk-churn"
 CHURN_ROUTE = "/rf-disk-churn"
 # 2,000 short tasks; 2 x 60 tasks in a fresh worker each, the first 60 printing 150 kB each
 # (a job's output); 10 redeploys of a one-replica application. 100 redeploys took about 6 s
-# each on the shared 2-core host (10 minutes): ten leave the same kind of files behind.
-CHURN_ARGS = [2000, 60, 150_000, 10, 1, CHURN_APP, CHURN_ROUTE]
+# each on the shared 2-core host (10 minutes): ten leave the same kind of files behind in the
+# suite; RAYFORGE_CHURN_REDEPLOYS=100 runs the full churn by hand.
+REDEPLOYS = int(os.environ.get("RAYFORGE_CHURN_REDEPLOYS", "10"))
+CHURN_ARGS = [2000, 60, 150_000, REDEPLOYS, 1, CHURN_APP, CHURN_ROUTE]
 DRIVER = "/tmp/rayforge-churn-driver.py"
 # Old sessions the test makes, older than any real one.
 FAKE_SESSIONS = ["session_2000-01-01_00-00-00_000000_1", "session_2000-01-02_00-00-00_000000_1"]
