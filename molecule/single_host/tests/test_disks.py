@@ -90,8 +90,17 @@ def test_the_pruner_timer_runs(host, prune_unit):
     assert timer.is_running
 
 
+@pytest.fixture
+def timer_held(host, prune_unit):
+    """The pruner's timer stopped while a test churns (a run of its own in the middle would
+    prune before the test takes stock), started again after."""
+    host.check_output(f"systemctl stop {prune_unit}.timer")
+    yield
+    host.check_output(f"systemctl start {prune_unit}.timer")
+
+
 def test_churn_is_pruned_to_the_caps_and_no_open_file_goes(
-    host, rayvars, node_ip, temp_dir, prune_unit
+    host, rayvars, node_ip, temp_dir, prune_unit, timer_held
 ):
     started = time.monotonic()
     max_files, max_bytes = rayvars["ray_log_max_files"], rayvars["ray_log_max_session_bytes"]
