@@ -228,17 +228,7 @@ def test_healthy_cluster_passes_every_check_and_has_no_problem(tmp_path, ray_das
 
 def test_stopped_worker_is_named_with_journalctl_and_start(tmp_path, ray_dashboard):
     facts = cluster(ray_dashboard, "worker_stopped")
-    nodes = healthy_nodes()
-    nodes["worker-2"] = node(
-        "worker-2",
-        unit_state="inactive",
-        proxy_expected=False,
-        self_ip="fails (connection refused)",
-        self_lo="fails (connection refused)",
-        controller="fails (connection refused)",
-        routes=None,
-        listen=[],
-    )
+    nodes = stopped_worker_2()
     config = recorded("cluster_serve_config")
     report = checks(run_report(tmp_path, "diagnose_report", facts, nodes, config))
     assert {1, 3} <= failed(report), report

@@ -248,6 +248,15 @@ def evaluate(
         causes,
     )
 
+    # What the checks that read Serve say when they cannot judge it.
+    not_judged = (
+        ["not checked: the dashboard API does not answer"]
+        if not api_ok
+        else ["not checked: Serve is not running"]
+        if not serve_on
+        else []
+    )
+
     # applications_deployed: the rendered config against what Serve runs (names and configs).
     config_apps = [a.get("name") for a in config.get("applications") or []]
     problems = list(from_dashboard["applications_deployed"])
@@ -265,13 +274,8 @@ def evaluate(
         "applications_deployed",
         problems,
         [p["message"] for p in problems]
-        or (
-            ["not checked: the dashboard API does not answer"]
-            if not api_ok
-            else ["not checked: Serve is not running"]
-            if not serve_on
-            else [f"{len(config_apps)} configured, all running: {', '.join(config_apps)}"]
-        ),
+        or not_judged
+        or [f"{len(config_apps)} configured, all running: {', '.join(config_apps)}"],
         unknown=not (api_ok and serve_on),
     )
 
@@ -329,12 +333,9 @@ def evaluate(
         "applications_running",
         problems,
         [p["message"] for p in problems]
+        or not_judged
         or (
-            ["not checked: the dashboard API does not answer"]
-            if not api_ok
-            else ["not checked: Serve is not running"]
-            if not serve_on
-            else ["no application runs"]
+            ["no application runs"]
             if not apps
             else [f"{len(apps)} application(s) RUNNING, every deployment HEALTHY"]
         ),
