@@ -178,6 +178,17 @@ def test_the_heads_dashboard_is_an_up_target(host, prometheus, rayvars):
     assert all(t["health"] == "up" for t in targets), [t["lastError"] for t in targets]
 
 
+def test_every_node_reports_its_serve_gate(host, prometheus):
+    """rayforge_serve_gate_open, written by each node's Serve gate into the node exporter's
+    textfile directory, has a series for every node (a gate started before the directory
+    existed could never write it)."""
+    nodes = cluster_hosts(host)
+    result = query_until(
+        prometheus, "rayforge_serve_gate_open", lambda r: len(r) == len(nodes), seconds=60
+    )
+    assert sorted(s["metric"]["node"] for s in result) == sorted(nodes), result
+
+
 def all_one(result: list[dict]) -> bool:
     return all(s["value"][1] == "1" for s in result)
 
