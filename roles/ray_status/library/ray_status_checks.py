@@ -103,9 +103,9 @@ status:
 
 import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.ray_dashboard import write_json_atomic
 from ansible.module_utils.ray_verdict import evaluate, healthy, problems, status_document
 
 
@@ -116,22 +116,6 @@ def read_previous(path: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return answer if isinstance(answer, dict) else None
-
-
-def write(path: str, document: dict) -> None:
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".status-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main() -> None:
@@ -165,7 +149,8 @@ def main() -> None:
     changed = False
     if p["json_path"] and not module.check_mode:
         try:
-            write(p["json_path"], document)
+            os.makedirs(os.path.dirname(p["json_path"]) or ".", exist_ok=True)
+            write_json_atomic(p["json_path"], document, mode=0o644)
         except OSError as err:
             module.fail_json(msg=f"cannot write the status JSON to {p['json_path']}: {err}")
         changed = True
