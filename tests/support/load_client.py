@@ -31,9 +31,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-# Seconds between a target's answer and its next request: about 30 requests a second per
-# target, enough to see a gap of a tenth of a second and light on a 2-core machine.
-PAUSE_S = 0.03
+# Seconds between a target's answer and its next request: several requests a second per
+# target, enough to see any gap a fault leaves, and little CPU taken from the cluster under
+# test (each request costs the load balancer, a Serve proxy and a replica their share).
+PAUSE_S = 0.1
 # A request unanswered this long is lost: the patience of a common HTTP client, and the lab load
 # balancer's own `timeout client`. Within it, the load balancer may try a request on up to four
 # nodes (`timeout server` 5 s each): a node whose ingress waits on a replica that died with
