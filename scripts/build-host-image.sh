@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the systemd host image used by the lab and the Molecule scenarios, without any registry:
-# debootstrap a Debian bookworm rootfs from this machine's own apt mirror, then `docker import` it.
+# debootstrap a Debian rootfs from this machine's own apt mirror, then `docker import` it.
 #   scripts/build-host-image.sh            build once, reuse the tag afterwards
 #   scripts/build-host-image.sh --rebuild  build from the recipe even when the tag exists (CI)
+#   RAYFORGE_IMAGE_SUITE=trixie scripts/build-host-image.sh   a Debian 13 host (default bookworm)
 # The tag carries a hash of the recipe, the mirror and the CA bundle copied in, so the image is
 # rebuilt when any of them changes. The packages the mirror serves are not in the hash: a
 # point release reaches an existing tag only through --rebuild.
@@ -26,9 +27,11 @@ suite=${RAYFORGE_IMAGE_SUITE:-bookworm}
 repo=${RAYFORGE_IMAGE_REPO:-rayforge/host}
 ca_bundle=${RAYFORGE_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 
-# The mirror comes from the machine's own apt sources (deb822 or one-line format).
+# The mirror comes from the machine's own apt sources (deb822 or one-line format): the source
+# that lists the suite, else the one that serves the machine's own release (a Debian mirror
+# carries every current suite, but a bookworm machine only lists bookworm).
 mirror() {
-    local f uri
+    local suite=$1 f uri
     for f in /etc/apt/sources.list.d/*.sources; do
         [ -f "$f" ] || continue
         uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && $0 ~ /(^|[ \t])'"$suite"'([ \t]|$)/ {s=1}
@@ -43,7 +46,9 @@ mirror() {
     done
     return 1
 }
-mirror_uri=$(mirror) || { echo "no apt source for '$suite' found in /etc/apt" >&2; exit 1; }
+own_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+mirror_uri=$(mirror "$suite" || { [ -n "$own_suite" ] && mirror "$own_suite"; }) ||
+    { echo "no apt source for '$suite' (nor '$own_suite') found in /etc/apt" >&2; exit 1; }
 [ -r "$ca_bundle" ] || { echo "no CA bundle at $ca_bundle (set RAYFORGE_CA_BUNDLE)" >&2; exit 1; }
 
 recipe_hash=$({ cat "${BASH_SOURCE[0]}" "$recipe_dir"/* "$ca_bundle"; echo "$mirror_uri"; } |

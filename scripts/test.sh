@@ -2,7 +2,9 @@
 # THE test entry point (`make test`, and CI through .ci/run). From a clean clone it:
 #   1. docker      scripts/ensure-docker.sh (start, or install and start, a Docker engine)
 #   2. bootstrap   scripts/bootstrap.sh (the tooling venv; its bin/ goes first on PATH)
-#   3. host-image  scripts/build-host-image.sh (exports RAYFORGE_HOST_IMAGE = its tag)
+#   3. host-image  scripts/build-host-image.sh, once per Debian release the scenarios run on
+#                  (exports RAYFORGE_HOST_IMAGE = the bookworm tag, RAYFORGE_HOST_IMAGE_TRIXIE =
+#                  the trixie one, for molecule/debian13)
 #   4. lint        yamllint, ansible-lint, ruff check, ruff format --check,
 #                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check (the
 #                  roles' READMEs)
@@ -242,11 +244,20 @@ fi
 export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
 echo "tooling venv: $venv"
 
-# 3. The systemd host image for the Molecule platforms.
+# 3. The systemd host images for the Molecule platforms: one variable per Debian suite,
+# RAYFORGE_HOST_IMAGE for bookworm (every scenario but debian13, and the lab),
+# RAYFORGE_HOST_IMAGE_<SUITE> for the others.
 image_ok=0
 do_image() {
-    RAYFORGE_HOST_IMAGE=$(limited scripts/build-host-image.sh) && [ -n "$RAYFORGE_HOST_IMAGE" ] &&
-        export RAYFORGE_HOST_IMAGE && echo "RAYFORGE_HOST_IMAGE=$RAYFORGE_HOST_IMAGE"
+    local suite var tag
+    for suite in bookworm trixie; do
+        var=RAYFORGE_HOST_IMAGE
+        [ "$suite" = bookworm ] || var="RAYFORGE_HOST_IMAGE_${suite^^}"
+        tag=$(limited env RAYFORGE_IMAGE_SUITE="$suite" scripts/build-host-image.sh) &&
+            [ -n "$tag" ] || return 1
+        export "$var=$tag"
+        echo "$var=$tag"
+    done
 }
 if [ "$skip_molecule" = 1 ]; then
     skip host-image "Molecule skipped"

@@ -434,7 +434,7 @@ BAD_CASES = [
     Case(
         "untested-os",
         untested_os,
-        "worker1 runs Ubuntu 24.04 (OS family Debian); rayforge is tested on Debian 12 only."
+        "worker1 runs Ubuntu 24.04 (OS family Debian); rayforge is tested on Debian 12 and 13 only."
         " Move the host to a tested release, leave it out of the inventory, or set"
         " ray_allow_untested_os: true",
     ),
