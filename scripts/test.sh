@@ -4,7 +4,7 @@
 #   2. bootstrap   scripts/bootstrap.sh (the tooling venv; its bin/ goes first on PATH)
 #   3. host-image  scripts/build-host-image.sh, once per Debian release the scenarios run on
 #                  (exports RAYFORGE_HOST_IMAGE = the bookworm tag, RAYFORGE_HOST_IMAGE_TRIXIE =
-#                  the trixie one, for molecule/debian13)
+#                  the trixie one, for molecule/single_host)
 #   4. lint        yamllint, ansible-lint, ruff check, ruff format --check,
 #                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check (the
 #                  roles' READMEs)
@@ -245,7 +245,7 @@ export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
 echo "tooling venv: $venv"
 
 # 3. The systemd host images for the Molecule platforms: one variable per Debian suite,
-# RAYFORGE_HOST_IMAGE for bookworm (every scenario but debian13, and the lab),
+# RAYFORGE_HOST_IMAGE for bookworm (the cluster and ray_node scenarios, and the lab),
 # RAYFORGE_HOST_IMAGE_<SUITE> for the others.
 image_ok=0
 do_image() {
