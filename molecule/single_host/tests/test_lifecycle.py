@@ -206,10 +206,17 @@ def test_teardown_keeping_the_install_keeps_only_the_install(host, rayvars):
     assert host.user(rayvars["ray_user"]).exists
 
 
-def test_teardown_leaves_nothing_and_a_second_one_changes_nothing(host, rayvars):
-    run_playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes")
+def test_teardown_leaves_nothing_and_a_second_one_changes_nothing(host, rayvars, tmp_path):
+    """Nothing of the project stays on the host, nor the status JSON on the controller that
+    would still call the cluster healthy; a second teardown changes nothing."""
+    status = tmp_path / "status.json"
+    written = ("-e", f"ray_status_json_path={status}")
+    run_playbook(host, "playbooks/status.yml", *written)
+    assert json.loads(status.read_text())["healthy"] is True
+    run_playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes", *written)
     assert project_leftovers(host, rayvars) == []
-    done = run_playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes")
+    assert not status.exists()
+    done = run_playbook(host, "playbooks/teardown.yml", "-e", "teardown_confirm=yes", *written)
     for name, counters in recap(done.stdout).items():
         assert counters["changed"] == 0, (name, counters, done.stdout[-6000:])
         assert counters["failed"] == 0, (name, counters)
