@@ -648,10 +648,12 @@ def test_preflight_creates_a_missing_wheelhouse_cache(case: Case, runs: dict) ->
 def test_the_lean_controller_has_what_the_playbooks_need_and_no_more(
     case: Case, runs: dict
 ) -> None:
-    """Its preflight passed (test_good_inventory_passes_preflight); and none of the
-    development tools is in it."""
+    """Its preflight passed (test_good_inventory_passes_preflight) without a Python warning
+    (a dependency's deprecation printed at every run); and none of the development tools is
+    in it."""
     run = runs[case.id].result()
     assert run.rc == 0, describe(run)
+    assert "Warning:" not in run.stderr, run.stderr[-3000:]
     listed = subprocess.run(
         [f"{run.values['venv']}/bin/python", "-m", "pip", "list", "--format", "json"],
         capture_output=True,
