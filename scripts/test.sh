@@ -44,6 +44,8 @@
 #                              after the other with their output live). Side by side, the
 #                              short scenarios end while the cluster scenario still runs, so
 #                              the run takes about as long as that one.
+#   RAYFORGE_LANE_NICE         niceness of the lanes beside the cluster scenario's (default 5):
+#                              they end well before it, so they take the CPU it leaves
 #   RAYFORGE_TEST_LOGS         directory for the steps' logs (default: a new temporary one)
 #   RAYFORGE_CACHE             cache root for the venv and wheels (default ~/.cache/rayforge;
 #                              created when missing; CI gives each run an empty one)
@@ -55,6 +57,8 @@ cd "$root" || exit 1
 step_timeout=${RAYFORGE_STEP_TIMEOUT:-900}
 scenario_timeout=${RAYFORGE_SCENARIO_TIMEOUT:-3600}
 scenario_jobs=${RAYFORGE_SCENARIO_JOBS:-2}
+# Niceness of the lanes beside the heaviest (run_lanes).
+lane_nice=${RAYFORGE_LANE_NICE:-5}
 lane_pids=()
 
 if [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; then
@@ -364,7 +368,7 @@ lane_report() { # lane_report STEP LOG LIMIT: prints a lane job's log, records i
     conclude "$1" "$rc" "$secs" "$2" "$3"
 }
 run_lanes() {
-    local name lane best i weight suite lanes=() weights=()
+    local name lane best heavy i weight suite lanes=() weights=()
     for ((i = 0; i < scenario_jobs; i++)); do
         lanes+=("")
         weights+=(0)
@@ -387,11 +391,20 @@ run_lanes() {
     for suite in "${suites[@]}"; do
         lanes[best]="${lanes[$best]} suite:$suite"
     done
+    # The heaviest lane (the longest scenario: the run's critical path) keeps the CPU's
+    # priority; the others run niced by $lane_nice, so on a machine the lanes keep busy they
+    # take the CPU it leaves (they end well before it), not the CPU its fault tests time.
+    heavy=0
+    for ((i = 1; i < scenario_jobs; i++)); do
+        [ "${weights[$i]}" -gt "${weights[$heavy]}" ] && heavy=$i
+    done
     banner "molecule: ${scenario_jobs} lanes side by side"
-    for lane in "${lanes[@]}"; do
+    for i in "${!lanes[@]}"; do
+        lane=${lanes[$i]}
         [ -n "$lane" ] || continue
-        echo "lane:$lane"
+        echo "lane:$lane$([ "$i" = "$heavy" ] || echo " (nice $lane_nice)")"
         (
+            [ "$i" = "$heavy" ] || renice -n "$lane_nice" -p "$BASHPID" >/dev/null
             for job in $lane; do
                 lane_job "$job"
             done
