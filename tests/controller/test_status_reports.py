@@ -17,14 +17,13 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from controller_support import run_play
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "unit" / "fixtures"
@@ -150,21 +149,7 @@ def run_report(tmp_path: Path, entry: str, facts: dict, nodes: dict, config: dic
             ]
         )
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-    }
-    done = subprocess.run(
-        ["ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-        check=False,
-    )
+    done = run_play(tmp_path, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-3000:]}"
     # The JSON document starts on a line of its own (profile_tasks prints around it).
     start = re.search(r"^\{$", done.stdout, re.M)
