@@ -843,8 +843,8 @@ def test_new_host_joins_under_load_and_remove_worker_takes_it_out(
     assert new_host.run(f"systemctl cat {unit}").rc != 0, f"{new} is not a new host"
     run = {}
 
-    removal = ("playbooks/remove-worker.yml", *inventory, "-e")
-    removal += (json.dumps({"ray_removed_workers": [new]}),)
+    extra = json.dumps({"ray_removed_workers": [new]})
+    removal = ("playbooks/remove-worker.yml", *inventory, "-e", extra)
 
     def join(client):
         run["join"] = run_playbook(host, "playbooks/site.yml", *inventory, check=False)
