@@ -675,17 +675,61 @@ def member_set_admits(node_host, table: str, ip: str) -> bool:
 REJOIN_SERVES_S = 90
 
 
-def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
+def spare_host(host, rayvars, app, tmp_path) -> dict:
+    """The scenario's spare (a bare host, nothing of Ray on it) as the operator adds it: the
+    inventory source that lists it in ray_workers (after the scenario's own, so it adds to the
+    group), and the arguments of remove-worker.yml that take it out again."""
+    groups = host.ansible.get_variables()["groups"]
+    name = groups[SPARE_GROUP][0]
+    node = peer(host, name)
+    ip = node.check_output(IP_CMD)
+    joined = tmp_path / "joined.yml"
+    joined.write_text(json.dumps({"ray_workers": {"hosts": {name: {}}}}))
+    inventory = ("-i", str(joined))
+    removed = json.dumps({"ray_removed_workers": [name]})
+    return {
+        "name": name,
+        "host": node,
+        "ip": ip,
+        "url": smoke_url(ip, rayvars, app),
+        "inventory": inventory,
+        "removal": ("playbooks/remove-worker.yml", *inventory, "-e", removed),
+        "in_member_cidrs": any(
+            ipaddress.ip_address(ip) in ipaddress.ip_network(c, strict=False)
+            for c in rayvars["ray_firewall_member_cidrs"]
+        ),
+    }
+
+
+def watchdog_saw_it_answer(node_host, unit: str) -> bool:
+    """Whether UNIT's liveness watchdog has seen its Ray answer in the unit's current start
+    (its --state file, named in its command line, holds that start's time): until then a Ray
+    that does not answer counts as still starting, and a run waits for it instead of
+    restarting the unit."""
+    argv = node_host.check_output(f"systemctl show {unit}-liveness -p ExecStart --value")
+    state = re.search(r"--state=(\S+)", argv)
+    assert state, argv
+    recorded = node_host.run(f"cat {state.group(1)}").stdout.strip()
+    started = node_host.check_output(
+        f"systemctl show {unit} -p ActiveEnterTimestampMonotonic --value"
+    )
+    return recorded == started.strip() != "0"
+
+
+def test_host_out_for_repair_a_new_host_joins_and_one_run_brings_it_back(
     host, nodes, targets, app, rayvars, dashboard, tmp_path, alerts
 ):
-    """A worker's host is down (stopped, as for a repair). Left out with --limit
-    'all:!<worker>', restart-serve.yml restarts Serve on the other nodes (its config rendered
-    for the nodes alive, not the last site.yml's count), and site.yml rolls a Serve config
-    change out to them, which, with the load balancer, lose nothing. In both runs the
-    inventory names the worker by a DNS name (one that resolves nowhere), as real sites do: its
-    address comes from the head's record, and it is never contacted. Back up, its port serves
-    again within REJOIN_SERVES_S of its Ray unit being active, with no site.yml; then one
-    site.yml on the whole inventory brings it in line: the inventory's config returns.
+    """A worker's host is down (stopped, as for a repair), and the operator puts a new host
+    (the scenario's spare: a bare host, nothing of Ray on it) in ray_workers. Left out with
+    --limit 'all:!<worker>', restart-serve.yml restarts Serve on the other nodes (its config
+    rendered for the nodes alive, not the last site.yml's count); then one site.yml rolls a
+    Serve config change out to them and joins the new host, under load: the running nodes and
+    the load balancer lose nothing, and the new host serves within JOIN_SERVES_S of its Ray
+    unit becoming active. In both runs the inventory names the worker by a DNS name (one that
+    resolves nowhere), as real sites do: its address comes from the head's record, and it is
+    never contacted. Back up, its port serves again within REJOIN_SERVES_S of its Ray unit
+    being active, with no site.yml; then one site.yml on the whole inventory brings it in line:
+    the inventory's config returns, and every node's firewall admits the new host.
 
     Before that run, the worker's Ray dies again under its active unit, its liveness watchdog
     stopped (so only the run can notice): the run says what it found, restarts the unit
@@ -693,12 +737,20 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
     serving; the load balancer and the other nodes lose nothing. (Not another worker: with the
     worker away, Serve put every replica on the others, and moves none back when it returns.)
 
+    Last, remove-worker.yml takes the new host out under load: nothing is lost; its unit is
+    stopped and disabled, no remaining node's firewall admits it, Prometheus no longer scrapes
+    it, and no replica runs on it. (One site.yml for the change and the join: each run on the
+    whole cluster costs the scenario minutes.)
+
     Alerting, end to end: the stopped worker's RayWorkerDown reaches the webhook receiver
     within alert_delay_s() of the host going down, and its resolution within
     resolve_delay_s() of the node serving again."""
     worker = nodes["workers"][-1]
     unit = rayvars["ray_worker_service_name"]
     node = nodes["hosts"][worker]
+    spare = spare_host(host, rayvars, app, tmp_path)
+    new = spare["name"]
+    assert spare["host"].run(f"systemctl cat {unit}").rc != 0, f"{new} is not a new host"
     by_name = tmp_path / "by-name.yml"
     by_name.write_text(
         yaml.safe_dump({"all": {"hosts": {worker: {"ansible_host": f"{worker}.rayforge.invalid"}}}})
@@ -716,6 +768,7 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
             host,
             "site.yml",
             *limited,
+            *spare["inventory"],
             "-e",
             json.dumps({"ray_serve_applications": changed}),
             check=False,
@@ -725,8 +778,11 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
         node.run_test(f"systemctl stop {unit}-liveness")
         before = unit_active_at(node, unit, client)
         stop_ray_under_unit(node, unit)
-        run["back"] = run_playbook(host, "site.yml", check=False)
+        run["back"] = run_playbook(host, "site.yml", *spare["inventory"], check=False)
         return {"before": before}
+
+    def remove(client):
+        run["remove"] = run_playbook(host, *spare["removal"], check=False)
 
     def all_serve(names):
         body = app["smoke_test"]["body"]
@@ -736,163 +792,149 @@ def test_host_out_for_repair_serve_change_rolls_out_and_one_run_brings_it_back(
     subprocess.run(["docker", "stop", "--time", "120", worker], check=True, timeout=240)
     paged = None
     try:
-        # The operator sees the host down (its Ray node no longer ALIVE: the GCS can take a
-        # few health checks to notice a host that went away), then works without it.
-        assert wait_until(lambda: not alive_node_ids(dashboard, nodes["ips"][worker]), 120)
-        # Serve restarted before any site.yml ran without the worker (a Serve outage by design,
-        # so not under load): the anchor must not wait for a replica on the stopped host.
-        restarted = run_playbook(host, "playbooks/restart-serve.yml", *limited, check=False)
-        assert restarted.returncode == 0, f"{restarted.stdout[-6000:]}\n{restarted.stderr[-2000:]}"
-        assert ".rayforge.invalid" not in restarted.stdout, "the host out for repair was contacted"
-        assert wait_until(lambda: all_serve(others), timeout=60, step=2), "not serving again"
-        reports, _, _ = under_load(others, app, change, limit_s=60)
-        print("without the worker:", describe(reports), sep="\n")
-        status, body = dashboard.get("/api/serve/applications/")
-        # Still down: the page arrives (now, or once the rule's for: has passed).
-        paged = alerts.wait(
-            "firing",
-            timeout=max(0, down_at + alert_delay_s(rayvars) - time.monotonic()),
-            after=down_at,
+        try:
+            # The operator sees the host down (its Ray node no longer ALIVE: the GCS can take
+            # a few health checks to notice a host that went away), then works without it.
+            assert wait_until(lambda: not alive_node_ids(dashboard, nodes["ips"][worker]), 120)
+            # Serve restarted before any site.yml ran without the worker (a Serve outage by
+            # design, so not under load): the anchor must not wait for a replica on the
+            # stopped host.
+            restarted = run_playbook(host, "playbooks/restart-serve.yml", *limited, check=False)
+            assert restarted.returncode == 0, (
+                f"{restarted.stdout[-6000:]}\n{restarted.stderr[-2000:]}"
+            )
+            assert ".rayforge.invalid" not in restarted.stdout, (
+                "the host out for repair was contacted"
+            )
+            assert wait_until(lambda: all_serve(others), timeout=60, step=2), "not serving again"
+            reports, join_facts, join_client = under_load(
+                {**others, new: spare["url"]},
+                app,
+                change,
+                limit_s=JOIN_SERVES_S,
+                joining=(new,),
+            )
+            print("without the worker, the new host joining:", describe(reports), sep="\n")
+            status, body = dashboard.get("/api/serve/applications/")
+            # Still down: the page arrives (now, or once the rule's for: has passed).
+            paged = alerts.wait(
+                "firing",
+                timeout=max(0, down_at + alert_delay_s(rayvars) - time.monotonic()),
+                after=down_at,
+                alertname="RayWorkerDown",
+                node=worker,
+            )
+        finally:
+            # Back, whatever happened above: the host boots (its Ray unit rejoins by itself),
+            # and one site.yml on the whole inventory, under load, puts the inventory's config
+            # back and gives the host its proxy again; the tests after this one need all three
+            # nodes.
+            subprocess.run(["docker", "start", worker], check=True, timeout=120)
+            wait_active(node, unit)
+            active = time.monotonic()
+            # Its port serves again with no site.yml: the reconciler gives the node back its
+            # proxy anchor replica, and with it Serve's proxy.
+            rejoined = wait_until(lambda: all_serve([worker]), timeout=REJOIN_SERVES_S, step=1)
+            serving_at = time.monotonic()
+            rejoined_s = serving_at - active
+            # A Ray that dies under a unit past its start (as on a host that has run a while)
+            # is what the run below must repair rather than wait on.
+            watched = wait_until(lambda: watchdog_saw_it_answer(node, unit), timeout=120, step=2)
+            back_reports, back_facts, back_client = under_load(
+                {**targets, new: spare["url"]}, app, back, limit_s=90
+            )
+        print(f"{worker}: serving {rejoined_s:.1f} s after its Ray unit was active again")
+        assert rejoined, f"{worker} not serving {REJOIN_SERVES_S} s after its unit was active"
+        assert watched, f"{worker}'s liveness watchdog never saw its Ray answer"
+        assert paged is not None, (
+            f"no RayWorkerDown for {worker} within {alert_delay_s(rayvars):.0f} s: {alerts.seen}"
+        )
+        print(f"{worker}: RayWorkerDown at the receiver {paged - down_at:.1f} s after it went down")
+        resolved = alerts.wait(
+            "resolved",
+            timeout=max(0, serving_at + resolve_delay_s(rayvars) - time.monotonic()),
+            after=paged,
             alertname="RayWorkerDown",
             node=worker,
         )
-    finally:
-        # Back, whatever happened above: the host boots (its Ray unit rejoins by itself), and
-        # one site.yml on the whole inventory, under load, puts the inventory's config back
-        # and gives the host its proxy again; the tests after this one need all three nodes.
-        subprocess.run(["docker", "start", worker], check=True, timeout=120)
-        wait_active(node, unit)
-        active = time.monotonic()
-        # Its port serves again with no site.yml: the reconciler gives the node back its
-        # proxy anchor replica, and with it Serve's proxy.
-        rejoined = wait_until(lambda: all_serve([worker]), timeout=REJOIN_SERVES_S, step=1)
-        serving_at = time.monotonic()
-        rejoined_s = serving_at - active
-        back_reports, back_facts, back_client = under_load(targets, app, back, limit_s=90)
-    print(f"{worker}: serving {rejoined_s:.1f} s after its Ray unit was active again")
-    assert rejoined, f"{worker} not serving {REJOIN_SERVES_S} s after its unit was active"
-    assert paged is not None, (
-        f"no RayWorkerDown for {worker} within {alert_delay_s(rayvars):.0f} s: {alerts.seen}"
-    )
-    print(f"{worker}: RayWorkerDown at the receiver {paged - down_at:.1f} s after it went down")
-    resolved = alerts.wait(
-        "resolved",
-        timeout=max(0, serving_at + resolve_delay_s(rayvars) - time.monotonic()),
-        after=paged,
-        alertname="RayWorkerDown",
-        node=worker,
-    )
-    assert resolved is not None, (
-        f"RayWorkerDown for {worker} not resolved within {resolve_delay_s(rayvars):.0f} s "
-        f"of it serving again: {alerts.seen}"
-    )
-    print(f"{worker}: resolved at the receiver {resolved - serving_at:.1f} s after it served")
-    done = run["change"]
-    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-    assert ".rayforge.invalid" not in done.stdout, "the host out for repair was contacted"
-    assert all(r.failed == 0 for r in reports.values()), describe(reports)
-    assert status == 200, body
-    deployed = body["applications"][app["name"]]["deployed_app_config"]
-    assert deployed["args"]["max_items"] == args["max_items"], deployed
-
-    print("bringing it back, its Ray dead again:", describe(back_reports), sep="\n")
-    done = run["back"]
-    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-    assert f"{unit} was active but its Ray did not answer" in done.stdout, done.stdout[-6000:]
-    assert unit_active_at(node, unit, back_client) not in (None, back_facts["before"])
-    assert node.run(f"systemctl is-active {unit}-liveness").stdout.strip() == "active"
-    for name in nodes["balancers"]:
-        assert back_reports[name].failed == 0, describe(back_reports)
-    # The other nodes' own ports: nothing but a request in flight to a replica on the worker
-    # when its Ray died (the load balancer sends such a one again).
-    for name in nodes["ips"]:
-        if name != worker:
-            assert only_in_flight_lost(back_reports[name]), describe(back_reports)
-    assert back_reports[worker].recovered_after is not None, describe(back_reports)
-    status, answer = http(targets[worker], method="POST", body=app["smoke_test"]["body"])
-    assert status == 200, answer
-    assert answer["scores"] == app["smoke_test"]["expect"]["scores"], answer
-
-
-def test_new_host_joins_under_load_and_remove_worker_takes_it_out(
-    host, nodes, targets, app, rayvars, dashboard, tmp_path
-):
-    """A new host (the scenario's spare: a bare host, nothing of Ray on it) put in ray_workers
-    joins the running cluster with one site.yml on the whole inventory, under load: the running
-    nodes and the load balancer lose nothing, and it serves within JOIN_SERVES_S of its Ray unit
-    becoming active.
-    Then remove-worker.yml takes it out under load: they lose nothing again; its unit is
-    stopped and disabled, no remaining node's firewall admits it, Prometheus no longer scrapes
-    it, and no replica runs on it."""
-    groups = host.ansible.get_variables()["groups"]
-    new = groups[SPARE_GROUP][0]
-    new_host = peer(host, new)
-    ip = new_host.check_output(IP_CMD)
-    url = smoke_url(ip, rayvars, app)
-    unit = rayvars["ray_worker_service_name"]
-    table = rayvars["ray_firewall_table"]
-    # The operator's inventory change: the host listed in ray_workers (an inventory source
-    # after the scenario's own, so it adds to the group).
-    joined = tmp_path / "joined.yml"
-    joined.write_text(json.dumps({"ray_workers": {"hosts": {new: {}}}}))
-    inventory = ("-i", str(joined))
-    in_member_cidrs = any(
-        ipaddress.ip_address(ip) in ipaddress.ip_network(c, strict=False)
-        for c in rayvars["ray_firewall_member_cidrs"]
-    )
-    assert new_host.run(f"systemctl cat {unit}").rc != 0, f"{new} is not a new host"
-    run = {}
-
-    extra = json.dumps({"ray_removed_workers": [new]})
-    removal = ("playbooks/remove-worker.yml", *inventory, "-e", extra)
-
-    def join(client):
-        run["join"] = run_playbook(host, "playbooks/site.yml", *inventory, check=False)
-
-    def remove(client):
-        run["remove"] = run_playbook(host, *removal, check=False)
-
-    try:
-        reports, facts, client = under_load(
-            {**targets, new: url}, app, join, limit_s=JOIN_SERVES_S, joining=(new,)
+        assert resolved is not None, (
+            f"RayWorkerDown for {worker} not resolved within {resolve_delay_s(rayvars):.0f} s "
+            f"of it serving again: {alerts.seen}"
         )
-        print("joining:", describe(reports), sep="\n")
-        done = run["join"]
+        print(f"{worker}: resolved at the receiver {resolved - serving_at:.1f} s after it served")
+
+        # The change and the join, without the worker.
+        done = run["change"]
         assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+        assert ".rayforge.invalid" not in done.stdout, "the host out for repair was contacted"
         for name, r in reports.items():
             if name != new:
                 assert r.failed == 0, describe(reports)
+        assert status == 200, body
+        deployed = body["applications"][app["name"]]["deployed_app_config"]
+        assert deployed["args"]["max_items"] == args["max_items"], deployed
         served = reports[new].recovered_after
         assert served is not None, describe(reports)
-        active = unit_active_at(new_host, unit, client)
-        assert active is not None, f"{unit} never became active on {new}"
-        since_active = facts["fault_at"] + served - active
+        active_at = unit_active_at(spare["host"], unit, join_client)
+        assert active_at is not None, f"{unit} never became active on {new}"
+        since_active = join_facts["fault_at"] + served - active_at
         print(
-            f"{new}: unit active {active - facts['fault_at']:.1f} s after the run started, serving "
-            f"{since_active:.1f} s after that"
+            f"{new}: unit active {active_at - join_facts['fault_at']:.1f} s after the run "
+            f"started, serving {since_active:.1f} s after that"
         )
-        # The run's own length (preflight, the install on a bare host) grows with the inventory
-        # and the machine's load; what this asserts is that the node serves, with no other step,
-        # once Ray runs on it: the rest of the run (the workers' registration, the Serve play that
-        # gives it the routes its gate waits for) within JOIN_SERVES_S.
+        # The run's own length (preflight, the install on a bare host) grows with the
+        # inventory and the machine's load; what this asserts is that the node serves, with no
+        # other step, once Ray runs on it: the rest of the run (the workers' registration, the
+        # Serve play that gives it the routes its gate waits for) within JOIN_SERVES_S.
         assert since_active <= JOIN_SERVES_S, describe(reports)
+
+        # The worker brought back, its Ray dead again.
+        print("bringing it back, its Ray dead again:", describe(back_reports), sep="\n")
+        done = run["back"]
+        assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+        assert f"{unit} was active but its Ray did not answer" in done.stdout, done.stdout[-6000:]
+        assert unit_active_at(node, unit, back_client) not in (None, back_facts["before"])
+        assert node.run(f"systemctl is-active {unit}-liveness").stdout.strip() == "active"
+        for name in nodes["balancers"]:
+            assert back_reports[name].failed == 0, describe(back_reports)
+        # The other nodes' own ports: nothing but a request in flight to a replica on the
+        # worker when its Ray died (the load balancer sends such a one again).
+        for name in [*nodes["ips"], new]:
+            if name != worker:
+                assert only_in_flight_lost(back_reports[name]), describe(back_reports)
+        assert back_reports[worker].recovered_after is not None, describe(back_reports)
+        status, answer = http(targets[worker], method="POST", body=app["smoke_test"]["body"])
+        assert status == 200, answer
+        assert answer["scores"] == app["smoke_test"]["expect"]["scores"], answer
+        table = rayvars["ray_firewall_table"]
         for name in nodes["hosts"]:
-            assert in_member_cidrs or member_set_admits(nodes["hosts"][name], table, ip), name
+            admits = member_set_admits(nodes["hosts"][name], table, spare["ip"])
+            assert spare["in_member_cidrs"] or admits, name
     except BaseException:
-        # The tests after this one count the scenario's own nodes: a host that joined but
-        # failed a claim leaves, whatever the failure was.
-        run_playbook(host, *removal, check=False)
+        # The tests after this one count the scenario's own nodes: the new host leaves,
+        # whatever the failure was.
+        run_playbook(host, *spare["removal"], check=False)
         raise
+
     reports, _, _ = under_load(targets, app, remove, limit_s=60)
     print("removal:", describe(reports), sep="\n")
     done = run["remove"]
     assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
     assert all(r.failed == 0 for r in reports.values()), describe(reports)
-    assert new_host.run(f"systemctl is-enabled {unit}").stdout.strip() == "disabled"
-    assert new_host.run(f"systemctl is-active {unit}").stdout.strip() == "inactive"
-    if not in_member_cidrs:
+    assert_removed(host, nodes, spare, rayvars, dashboard)
+
+
+def assert_removed(host, nodes, spare, rayvars, dashboard) -> None:
+    """What remove-worker.yml leaves of the spare: its unit stopped and disabled, no node's
+    firewall admitting it, no Prometheus target on it, no replica serving on it."""
+    unit = rayvars["ray_worker_service_name"]
+    node, ip = spare["host"], spare["ip"]
+    assert node.run(f"systemctl is-enabled {unit}").stdout.strip() == "disabled"
+    assert node.run(f"systemctl is-active {unit}").stdout.strip() == "inactive"
+    if not spare["in_member_cidrs"]:
         for name in nodes["hosts"]:
-            assert not member_set_admits(nodes["hosts"][name], table, ip), name
+            assert not member_set_admits(nodes["hosts"][name], rayvars["ray_firewall_table"], ip)
+    groups = host.ansible.get_variables()["groups"]
     monitor = (groups.get("monitoring") or groups["ray_head"])[0]
     status, body = http(
         f"http://{peer(host, monitor).check_output(IP_CMD)}:{rayvars['prometheus_port']}"
