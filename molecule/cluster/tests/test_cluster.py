@@ -56,12 +56,6 @@ def app_state(dashboard, name):
     return body["applications"].get(name, {})
 
 
-def all_apps(dashboard):
-    status, body = dashboard.get("/api/serve/applications/")
-    assert status == 200, body
-    return body["applications"]
-
-
 def running_replicas(app):
     return [
         r
@@ -121,7 +115,8 @@ def test_status_and_diagnose_pass_a_healthy_cluster(host, cluster):
 
 def test_status_and_diagnose_name_a_stopped_worker(host, cluster, dashboard, rayvars):
     """With one worker's unit stopped, status_strict fails and names it, diagnose fails the
-    checks that see it; once it runs again, both pass."""
+    checks that see it; once it runs again, it is an alive Ray node (the next test shows
+    status.yml passing the whole cluster after start.yml)."""
     worker = next(n for n, ip in cluster["ips"].items() if ip in cluster["workers"])
     unit = rayvars["ray_worker_service_name"]
     cluster["hosts"][worker].run_test(f"systemctl stop {unit}")
@@ -146,33 +141,14 @@ def test_status_and_diagnose_name_a_stopped_worker(host, cluster, dashboard, ray
         agree(document, checks, ids=("units_active", "dashboard", "nodes_alive"))
     finally:
         cluster["hosts"][worker].run_test(f"systemctl start {unit}")
+    # Back as a Ray node; that status.yml passes the whole cluster again is shown after
+    # start.yml, next (one wait for Serve to settle instead of two).
     assert wait_until(lambda: cluster["ips"][worker] in alive_nodes(dashboard))
-    # What status.yml reads, polled cheaply first (a status run takes a while): every
-    # application RUNNING and every node's proxy healthy.
-    port = rayvars["ray_serve_http_port"]
-    assert wait_until(
-        lambda: (
-            all(a["status"] == "RUNNING" for a in all_apps(dashboard).values())
-            and all(
-                http(f"http://{ip}:{port}/-/healthz")[0] == 200 for ip in cluster["ips"].values()
-            )
-        ),
-        timeout=180,
-        step=2,
-    )
-    assert wait_until(
-        lambda: (
-            run_playbook(
-                host, "playbooks/status.yml", "-e", "status_strict=true", check=False
-            ).returncode
-            == 0
-        ),
-        timeout=240,
-        step=5,
-    )
 
 
 def test_stop_then_start_comes_back_serving(host, cluster, dashboard, rayvars):
+    """stop.yml closes every node's Serve port; start.yml brings every node back serving, and
+    status.yml then passes the cluster (strict), the worker stopped before included."""
     run_playbook(host, "playbooks/stop.yml")
     for ip in cluster["ips"].values():
         with pytest.raises(urllib.error.URLError, match=r"refused|timed out|reset"):
@@ -187,3 +163,13 @@ def test_stop_then_start_comes_back_serving(host, cluster, dashboard, rayvars):
         )
         assert status == 200, body
         assert body["scores"] == [pytest.approx(0.15)]
+    assert wait_until(
+        lambda: (
+            run_playbook(
+                host, "playbooks/status.yml", "-e", "status_strict=true", check=False
+            ).returncode
+            == 0
+        ),
+        timeout=240,
+        step=5,
+    )
