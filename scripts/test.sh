@@ -249,7 +249,7 @@ export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
 echo "tooling venv: $venv"
 
 # 3. The systemd host images for the Molecule platforms: one variable per Debian suite,
-# RAYFORGE_HOST_IMAGE for bookworm (the cluster and ray_node scenarios, and the lab),
+# RAYFORGE_HOST_IMAGE for bookworm (the cluster scenario, and the lab),
 # RAYFORGE_HOST_IMAGE_<SUITE> for the others.
 image_ok=0
 do_image() {

@@ -15,6 +15,7 @@ import re
 import time
 
 from load_client import LoadClient, describe, report
+from test_install import KEPT_BY_TEARDOWN, ray_processes
 
 from conftest import head_api_headers, head_dashboard, http, run_playbook, smoke
 
@@ -198,12 +199,16 @@ def test_teardown_keeping_the_install_keeps_only_the_install(host, rayvars):
         "teardown_keep_install=true",
     )
     assert not host.service(rayvars["ray_head_service_name"]).is_running
+    # The install as the ray_node role alone leaves it (less the data directory), and nothing
+    # of Ray running.
+    running = ray_processes(host, rayvars)
+    assert not running, running
     assert not host.file(rayvars["ray_config_dir"]).exists
     assert not host.file(rayvars["ray_data_dir"]).exists
     out = host.check_output(f"{rayvars['ray_venv_dir']}/bin/ray --version")
     assert rayvars["ray_version"] in out
-    assert host.file(rayvars["ray_install_dir"]).is_directory
-    assert host.user(rayvars["ray_user"]).exists
+    for check in KEPT_BY_TEARDOWN:
+        check(host, rayvars)
 
 
 def test_teardown_leaves_nothing_and_a_second_one_changes_nothing(host, rayvars, tmp_path):
