@@ -50,6 +50,10 @@ die() { say "ERROR: $*"; exit 1; }
 command -v "$python" >/dev/null || die "no '$python' on PATH (set RAYFORGE_PYTHON)"
 "$python" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
     die "$python must be Python >= 3.11 with the venv module (ansible-core needs 3.11+)"
+# Debian and Ubuntu ship venv without ensurepip, which creating a venv with pip needs.
+"$python" -c 'import ensurepip' 2>/dev/null ||
+    die "$python cannot create a venv with pip (no ensurepip): on Debian or Ubuntu," \
+        "apt install python3-venv"
 
 hash=$(cat "$reqs" "$controller_reqs" | sha256sum | cut -c1-12)
 # The cache root must be a directory we can write, on a file system with room (the venv
