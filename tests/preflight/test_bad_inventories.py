@@ -370,6 +370,16 @@ def ray_version_changed(inv: dict, ctx: Context) -> None:
     all_vars(inv)["ray_venv_dir"] = str(ctx.tmp / "venv")
 
 
+def token_changed_in_vault(inv: dict, ctx: Context) -> None:
+    """The vault's ray_auth_token was changed while the head runs with another one: site.yml
+    would restart the nodes a group at a time with different tokens; rotate-token.yml changes
+    it. The head's installed token is a file in a config directory of the case's own."""
+    config_dir = ctx.tmp / "etc"
+    config_dir.mkdir()
+    (config_dir / "auth_token").write_text("installed-token-of-the-running-cluster\n")
+    all_vars(inv).update(ray_config_dir=str(config_dir), ray_auth_token="a-new-vaulted-token")
+
+
 BAD_CASES = [
     Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
     Case("two-heads", two_heads, "it has 2 (head, worker1)"),
@@ -507,6 +517,11 @@ BAD_CASES = [
         "The head runs Ray 0.0.1; the inventory asks for Ray",
     ),
     Case("wrong-type", wrong_type, "argument 'ray_object_store_memory' is of type str"),
+    Case(
+        "token-changed-in-vault",
+        token_changed_in_vault,
+        "ray_auth_token differs from the token the cluster on head runs with",
+    ),
     Case(
         "wheelhouse-cache-read-only",
         wheelhouse_cache_read_only,
