@@ -8,7 +8,8 @@
 #   4. lint        yamllint, ansible-lint, ruff check, ruff format --check,
 #                  scripts/check-argument-specs.py, scripts/gen-role-docs.py --check (the
 #                  roles' READMEs)
-#                  (one step each)
+#                  (one step each). With scenarios in lanes (6), they run first in the
+#                  lightest lane, beside the cluster scenario; else before step 5.
 #   5. app-tests   pytest app/tests; unit-tests: pytest tests/unit (modules, dashboard client,
 #                  reconciler, against recorded dashboard answers); preflight-tests: pytest
 #                  tests/preflight (bad inventories); controller-tests: pytest tests/controller
@@ -16,9 +17,9 @@
 #                  last in the lightest lane, beside the cluster scenario; else before them.
 #   6. molecule    destroy leftovers of an aborted run, then `molecule test -s NAME` for every
 #                  molecule/*/molecule.yml, in RAYFORGE_SCENARIO_JOBS lanes side by side (the
-#                  cluster scenario in one, the shorter ones and then the suites of step 5
-#                  after each other in the other; each log printed whole when all have
-#                  ended); a failure does not stop the others. A scenario without a
+#                  cluster scenario in one, the lint steps, the shorter ones and then the
+#                  suites of step 5 after each other in the other; each log printed whole
+#                  when all have ended); a failure does not stop the others. A scenario without a
 #                  tests/test_*.py fails without running.
 # Each step has a time limit (killed with its children when it runs over) and its own log.
 # The summary table gives each step's result, seconds and tests; the closing line counts
@@ -271,7 +272,9 @@ elif step --limit 1200 host-image do_image; then
     image_ok=1
 fi
 
-# 4. Lint.
+# 4. Lint. With Molecule's scenarios in lanes (6), the lint steps run first in the lightest
+# lane, beside the longest scenario (off the run's critical path); otherwise here, before step 5.
+lints=() # the lint steps still to run
 if [ "$skip_lint" = 1 ]; then
     skip lint "RAYFORGE_SKIP_LINT=1"
 else
@@ -279,17 +282,29 @@ else
     for path in app bench scripts molecule tests roles/*/library roles/*/module_utils roles/*/files; do
         [ -e "$path" ] && ruff_paths+=("$path")
     done
-    step lint:yamllint yamllint -s .
-    step lint:ansible-lint ansible-lint
-    step lint:ruff-check ruff check "${ruff_paths[@]}"
-    step lint:ruff-format ruff format --check --diff "${ruff_paths[@]}"
-    step lint:argument-specs python scripts/check-argument-specs.py
+    lints=(lint:yamllint lint:ansible-lint lint:ruff-check lint:ruff-format lint:argument-specs)
     # Each role's README (roles/<role>/README.md) is generated from its argument specs: every
     # one must exist and be current.
-    if [ -f scripts/gen-role-docs.py ]; then
-        step lint:role-docs python scripts/gen-role-docs.py --check
-    fi
+    [ -f scripts/gen-role-docs.py ] && lints+=(lint:role-docs)
 fi
+lint_cmd() { # lint_cmd NAME: one lint step's command, under the step's time limit
+    case "$1" in
+        lint:yamllint) limited yamllint -s . ;;
+        lint:ansible-lint) limited ansible-lint ;;
+        lint:ruff-check) limited ruff check "${ruff_paths[@]}" ;;
+        lint:ruff-format) limited ruff format --check --diff "${ruff_paths[@]}" ;;
+        lint:argument-specs) limited python scripts/check-argument-specs.py ;;
+        lint:role-docs) limited python scripts/gen-role-docs.py --check ;;
+        *) echo "no lint step $1" >&2 && return 2 ;;
+    esac
+}
+run_lints() {
+    local name
+    for name in "${lints[@]}"; do
+        step "$name" lint_cmd "$name"
+    done
+    lints=()
+}
 
 # 5. The app's tests, the bad inventories (the real site.yml against local hosts, stopping in
 # preflight) and the controller's own work. With Molecule's scenarios in lanes, they run in the
@@ -331,18 +346,19 @@ molecule_failed() {
 # Scenarios in lanes: up to $scenario_jobs lanes run side by side, each its jobs one after the
 # other. Scenarios are placed longest first, each in the lane with the fewest platforms so far
 # (platforms stand for length: the cluster scenario has most and takes longest), so the short
-# ones share a lane beside it; the suites of step 5 go last in the lightest lane. Each job's
-# output goes to its log while it runs; the logs are printed whole once every lane has ended
-# (the suites first, then the scenarios in name order), and recorded as steps.
+# ones share a lane beside it; the lint steps go first and the suites of step 5 last in the
+# lightest lane. Each job's output goes to its log while it runs; the logs are printed whole
+# once every lane has ended (the lint steps, the suites, then the scenarios in name order),
+# and recorded as steps.
 platform_count() { grep -c '^  - name:' "molecule/$1/molecule.yml"; }
-lane_job() { # lane_job molecule:NAME | suite:NAME:DIR, in a lane: its log and its .rc
+lane_job() { # lane_job molecule:NAME | lint:NAME | suite:NAME:DIR, in a lane: its log and .rc
     local kind=${1%%:*} rest=${1#*:} name log start rc secs
     name=${rest%%:*}
-    if [ "$kind" = molecule ]; then
-        log="$logs/molecule_$name.log"
-    else
-        log="$logs/$name.log"
-    fi
+    case "$kind" in
+        molecule) log="$logs/molecule_$name.log" ;;
+        lint) log="$logs/lint_$name.log" ;;
+        *) log="$logs/$name.log" ;;
+    esac
     start=$(now)
     {
         if [ "$kind" = molecule ]; then
@@ -350,6 +366,10 @@ lane_job() { # lane_job molecule:NAME | suite:NAME:DIR, in a lane: its log and i
             timeout --kill-after=30 "$scenario_timeout" molecule test -s "$name" </dev/null
             rc=$?
             [ "$rc" -eq 0 ] || molecule_failed "$name"
+        elif [ "$kind" = lint ]; then
+            echo "+ $1"
+            lint_cmd "$1" </dev/null
+            rc=$?
         else
             echo "+ python -m pytest ${rest#*:}"
             timeout --kill-after=30 "$step_timeout" python -m pytest "${rest#*:}" </dev/null
@@ -391,6 +411,7 @@ run_lanes() {
     for suite in "${suites[@]}"; do
         lanes[best]="${lanes[$best]} suite:$suite"
     done
+    lanes[best]="${lints[*]}${lanes[$best]}"
     # The heaviest lane (the longest scenario: the run's critical path) keeps the CPU's
     # priority; the others run niced by $lane_nice, so on a machine the lanes keep busy they
     # take the CPU it leaves (they end well before it), not the CPU its fault tests time.
@@ -413,6 +434,10 @@ run_lanes() {
     done
     wait "${lane_pids[@]}"
     lane_pids=()
+    for name in "${lints[@]}"; do
+        lane_report "$name" "$logs/${name//[^A-Za-z0-9_.-]/_}.log" "$step_timeout"
+    done
+    lints=()
     for suite in "${suites[@]}"; do
         name=${suite%%:*}
         lane_report "$name" "$logs/$name.log" "$step_timeout"
@@ -462,6 +487,7 @@ else
         if [ "${#known[@]}" -gt 0 ]; then
             step molecule:cleanup cleanup "${known[@]}"
             if [ "$scenario_jobs" -le 1 ] || [ "${#known[@]}" -le 1 ]; then
+                run_lints
                 run_suites
                 for name in "${known[@]}"; do
                     step --limit "$scenario_timeout" "molecule:$name" molecule test -s "$name" ||
@@ -473,6 +499,7 @@ else
         fi
     fi
 fi
-run_suites # when no lane took them
+run_lints # when no lane took them
+run_suites
 
 summary
