@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
@@ -41,17 +42,22 @@ class Proxy:
         self.answers = {"/-/healthz": (200, "success"), "/-/routes": (200, "{}")}
         self.paths: list[str] = []
         self.truncated = False  # send half of each body after announcing all of it
+        self.delay_s = 0.0  # wait this long before answering
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 proxy.paths.append(self.path)
+                time.sleep(proxy.delay_s)
                 status, body = proxy.answers.get(self.path, (404, "Not Found"))
                 data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2] if proxy.truncated else data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2] if proxy.truncated else data)
+                except BrokenPipeError:  # a probe that timed out has gone
+                    pass
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -72,14 +78,14 @@ def proxy():
 
 def test_ready_when_healthy_with_routes(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml", "/extra": "extra"}))
-    assert serve_gate.ready(proxy.port) == (True, "routes /, /extra", [], "")
+    assert serve_gate.ready(proxy.port)[:4] == (True, "routes /, /extra", [], "")
     assert proxy.paths == ["/-/healthz", "/-/routes"]
 
 
 def test_draining_node_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/healthz"] = (503, DRAINING)
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml"}))
-    assert serve_gate.ready(proxy.port, ["/"]) == (
+    assert serve_gate.ready(proxy.port, ["/"])[:4] == (
         False,
         f"/-/healthz answers 503 {DRAINING}",
         [],
@@ -90,12 +96,12 @@ def test_draining_node_is_not_ready(serve_gate, proxy):
 
 def test_no_route_yet_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, "{}")
-    assert serve_gate.ready(proxy.port, ["/"]) == (False, "no route yet", [], "no_routes")
+    assert serve_gate.ready(proxy.port, ["/"])[:4] == (False, "no route yet", [], "no_routes")
 
 
 def test_routes_404_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (404, "Path '/-/routes' not found.")
-    assert serve_gate.ready(proxy.port) == (
+    assert serve_gate.ready(proxy.port)[:4] == (
         False,
         "/-/routes answers 404 Path '/-/routes' not found.",
         [],
@@ -104,30 +110,42 @@ def test_routes_404_is_not_ready(serve_gate, proxy):
 
 
 def test_nothing_listening_is_not_ready(serve_gate, closed_port):
-    ok, why, missing, reason = serve_gate.ready(closed_port)
+    ok, why, missing, reason, _ = serve_gate.ready(closed_port)
     assert (ok, missing, reason) == (False, [], "down")
     assert why.startswith("Serve's proxy does not answer (")
     assert "Connection refused" in why
 
 
+def test_a_late_answer_is_not_ready_and_says_it_timed_out(serve_gate, proxy, monkeypatch):
+    monkeypatch.setattr(serve_gate, "PROBE_TIMEOUT_S", 0.2)
+    proxy.delay_s = 0.5
+    result = serve_gate.ready(proxy.port)
+    assert (result.ok, result.reason, result.timed_out) == (False, "down", True), result
+    assert "timed out" in result.why
+
+
+def test_a_refused_connection_is_not_a_timeout(serve_gate, closed_port):
+    assert serve_gate.ready(closed_port).timed_out is False
+
+
 def test_answer_cut_short_is_not_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml"}))
     proxy.truncated = True
-    ok, why, missing, reason = serve_gate.ready(proxy.port)
+    ok, why, missing, reason, _ = serve_gate.ready(proxy.port)
     assert (ok, missing, reason) == (False, [], "down")
     assert why.startswith("Serve's proxy does not answer")
 
 
 def test_expected_routes_that_are_there_are_ready(serve_gate, proxy):
     proxy.answers["/-/routes"] = (200, json.dumps({"/": "seedcore-ml", "/echo": "echo"}))
-    assert serve_gate.ready(proxy.port, ["/echo", "/"]) == (True, "routes /, /echo", [], "")
+    assert serve_gate.ready(proxy.port, ["/echo", "/"])[:4] == (True, "routes /, /echo", [], "")
 
 
 def test_an_expected_route_not_there_yet_is_named(serve_gate, proxy):
     """The first application's route reached the proxy, the other's not yet: a request for it
     would get Serve's 404."""
     proxy.answers["/-/routes"] = (200, json.dumps({"/echo": "rayforge-echo"}))
-    assert serve_gate.ready(proxy.port, ["/", "/echo", "/ml"]) == (
+    assert serve_gate.ready(proxy.port, ["/", "/echo", "/ml"])[:4] == (
         False,
         "routes /echo, waiting for /, /ml",
         ["/", "/ml"],
@@ -203,6 +221,9 @@ def run_main(serve_gate, monkeypatch, readiness, nft_errors=(), extra_args=()):
         if isinstance(item, list):
             why = f"routes /echo, waiting for {', '.join(item)}"
             return serve_gate.Readiness(False, why, item, "missing_routes")
+        if item == "slow":
+            why = "Serve's proxy does not answer (timed out)"
+            return serve_gate.Readiness(False, why, [], "down", True)
         if item:
             return serve_gate.Readiness(True, "routes /", [], "")
         return serve_gate.Readiness(False, DRAINING, [], "draining")
@@ -292,6 +313,33 @@ def test_main_opens_after_route_wait_without_the_missing_routes(
         "port 8000 closed: routes /echo, waiting for /",
         "port 8000 open: routes /echo, waiting for /: opened after 1 s without them",
     ]
+
+
+def test_main_keeps_an_open_port_open_through_late_answers_for_the_grace(
+    serve_gate, monkeypatch, capsys
+):
+    """A busy proxy (answers after the probe's timeout) leaves an open port open for
+    --slow-grace seconds; late answers for longer close it; a port already closed opens only
+    when the proxy answers in time; a draining proxy closes it at once, late answers or not."""
+    polls = [True, "slow", "slow", True, "slow", "slow", "slow", "slow", True, "slow", False]
+    calls, _ = run_main(serve_gate, monkeypatch, polls, extra_args=["--slow-grace", "1.5"])
+    # open; two late answers (0.5 s) kept open; in time; late at 0, 0.5, 1.0 s kept open,
+    # at 1.5 s closed; in time: open; late (kept open), then draining: closed.
+    assert calls == [False, True, False, True]
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [
+        "port 8000 open: routes /",
+        "port 8000 closed: Serve's proxy does not answer (timed out)",
+        "port 8000 open: routes /",
+        f"port 8000 closed: {DRAINING}",
+    ]
+
+
+def test_main_closes_at_the_first_late_answer_without_a_grace(serve_gate, monkeypatch):
+    calls, _ = run_main(
+        serve_gate, monkeypatch, [True, "slow", True], extra_args=["--slow-grace", "0"]
+    )
+    assert calls == [False, True, False]
 
 
 def test_held_by_names_the_hold_or_nothing(serve_gate, tmp_path):

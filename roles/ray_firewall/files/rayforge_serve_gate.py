@@ -79,6 +79,7 @@ class Readiness(NamedTuple):
     why: str  # in words, for the journal
     missing: list[str]  # the expected route prefixes the proxy lacks
     reason: str  # one of REASONS when not ok, "" when ok
+    timed_out: bool = False  # the proxy took the connection but did not answer in time
 
 
 def log(message: str) -> None:
@@ -137,8 +138,9 @@ def ready(port: int, expected: list[str] | tuple[str, ...] = ()) -> Readiness:
         reason = DRAINING if path == "/-/healthz" else NO_ROUTES
         return Readiness(False, f"{path} answers {err.code} {body[:80]}".strip(), [], reason)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
-        why = f"Serve's proxy does not answer ({getattr(err, 'reason', err)})"
-        return Readiness(False, why, [], DOWN)
+        cause = getattr(err, "reason", err)
+        why = f"Serve's proxy does not answer ({cause})"
+        return Readiness(False, why, [], DOWN, isinstance(cause, TimeoutError))
     if not isinstance(routes, dict) or not routes:
         return Readiness(False, "no route yet", [], NO_ROUTES)
     missing = sorted(set(expected) - set(routes))
@@ -237,13 +239,28 @@ def main(argv: list[str] | None = None) -> int:
         default=30.0,
         help="seconds to wait for the routes of --routes-file once the proxy routes some",
     )
+    parser.add_argument(
+        "--slow-grace",
+        type=float,
+        default=5.0,
+        help="seconds an open port stays open while the proxy's answers time out",
+    )
     parser.add_argument("--metrics-file", help="*.prom file of the gate's state (textfile)")
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536 or args.interval <= 0 or args.route_wait < 0:
-        parser.error("--port must be a TCP port, --interval positive, --route-wait not negative")
+    if (
+        not 0 < args.port < 65536
+        or args.interval <= 0
+        or args.route_wait < 0
+        or args.slow_grace < 0
+    ):
+        parser.error(
+            "--port must be a TCP port, --interval positive, --route-wait and --slow-grace "
+            "not negative"
+        )
 
     closed: bool | None = None  # unknown until the first change is made
     missing_since: float | None = None  # when the proxy first routed some routes but not all
+    slow_since: float | None = None  # when the proxy's answers of an open port began to time out
     file_problem = ""
     metrics = GateMetrics(args.metrics_file) if args.metrics_file else None
     log(f"gating port {args.port} in table inet {args.table} on Serve's readiness")
@@ -255,9 +272,19 @@ def main(argv: list[str] | None = None) -> int:
                 log(problem)
             file_problem = problem
         held = held_by(args.hold_file)
-        ok, why, missing, reason = (
+        ok, why, missing, reason, timed_out = (
             Readiness(False, held, [], HOLD) if held else ready(args.port, expected)
         )
+        # A proxy that took the connection but answered late is busy, not gone (a loaded head
+        # answers /-/healthz in over a second now and then): an open port stays open through
+        # --slow-grace seconds of that. Refused connections and 503s close it at once.
+        if not timed_out:
+            slow_since = None
+        elif closed is False:
+            if slow_since is None:
+                slow_since = time.monotonic()
+            if time.monotonic() - slow_since < args.slow_grace:
+                ok, reason = True, ""
         if not missing:
             missing_since = None
         elif missing_since is None:
