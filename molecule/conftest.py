@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import re
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -271,8 +272,10 @@ def http(
     body: object | None = None,
     headers: dict | None = None,
     timeout: float = 10.0,
+    cafile: str | None = None,
 ) -> tuple[int, object]:
-    """(status, decoded JSON or text) from the controller's side of the network."""
+    """(status, decoded JSON or text) from the controller's side of the network; an https://
+    URL is verified against CAFILE (PEM), else the system's CAs."""
     data = (
         None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     )
@@ -283,7 +286,8 @@ def http(
         headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        context = ssl.create_default_context(cafile=cafile) if cafile else None
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             status, text = resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         status, text = err.code, err.read().decode()

@@ -380,7 +380,49 @@ def token_changed_in_vault(inv: dict, ctx: Context) -> None:
     all_vars(inv).update(ray_config_dir=str(config_dir), ray_auth_token="a-new-vaulted-token")
 
 
+def lb_host(inv: dict) -> dict:
+    """A load balancer host of its own (group load_balancer), this machine too."""
+    inv["all"]["children"]["load_balancer"] = {"hosts": {"lb": {"ansible_host": "127.0.0.9"}}}
+    return host(inv, "lb")
+
+
+def lb_certificate_missing(inv: dict, ctx: Context) -> None:
+    lb_host(inv)["load_balancer_tls_certificate"] = str(ctx.tmp / "serve.pem")
+    ctx.values["cert"] = str(ctx.tmp / "serve.pem")
+
+
+def lb_admin_cidr_invalid(inv: dict, ctx: Context) -> None:
+    lb_host(inv)["load_balancer_admin_cidrs"] = ["10.0.5.0/24", "10.0.6.0/33", "ops-vpn"]
+
+
+def lb_on_head_takes_the_dashboard_port(inv: dict, ctx: Context) -> None:
+    """The head is the load balancer too, with the admin ports published on it."""
+    inv["all"]["children"]["load_balancer"] = {"hosts": {"head": {}}}
+    all_vars(inv).update(
+        ray_dashboard_port=18265,
+        load_balancer_admin_cidrs=["10.0.5.0/24"],
+        load_balancer_dashboard_port=18265,
+    )
+
+
 BAD_CASES = [
+    Case(
+        "lb-certificate-missing",
+        lb_certificate_missing,
+        "load_balancer_tls_certificate ({cert}) must be a PEM file on the controller",
+    ),
+    Case(
+        "lb-admin-cidr-invalid",
+        lb_admin_cidr_invalid,
+        "load_balancer_admin_cidrs must list IPv4 addresses or CIDRs (10.0.5.0/24); not: "
+        "10.0.6.0/33, ops-vpn.",
+    ),
+    Case(
+        "lb-on-head-takes-the-dashboard-port",
+        lb_on_head_takes_the_dashboard_port,
+        "load_balancer_dashboard_port 18265 is ray_dashboard_port (the dashboard): give the "
+        "load balancer's port another number",
+    ),
     Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
     Case("two-heads", two_heads, "it has 2 (head, worker1)"),
     Case("host-in-both-groups", host_in_both_groups, "head in both 'ray_head' and 'ray_workers'"),
@@ -579,7 +621,30 @@ def lean_controller(inv: dict, ctx: Context) -> None:
     ctx.values["venv"] = str(venv)
 
 
+def with_load_balancer(inv: dict, ctx: Context) -> None:
+    """A load balancer host of its own with TLS (a certificate and key made here) and admin
+    networks: its checks pass, and site.yml's later plays reach it with --tags preflight."""
+    cert, key = ctx.tmp / "serve.pem", ctx.tmp / "serve.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=lb", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    lb_host(inv).update(
+        load_balancer_tls_certificate=str(cert),
+        load_balancer_tls_key=str(key),
+        load_balancer_admin_cidrs=["10.0.5.0/24", "10.0.6.7"],
+    )
+    ctx.values["extra_hosts"] = ["lb"]
+
+
 GOOD_CASES = [
+    Case(
+        "with-load-balancer",
+        with_load_balancer,
+        "TASK [load_balancer : Load balancer checks passed for this host",
+        good=True,
+    ),
     Case(
         "untested-os-accepted",
         untested_os_accepted,
@@ -691,6 +756,7 @@ def test_good_inventory_passes_preflight(case: Case, runs: dict) -> None:
     hosts = recap(run.stdout)
     expected = {"head", *(f"worker{n}" for n in range(1, case.workers + 1))}
     expected.discard(run.values.get("left_out"))
+    expected |= set(run.values.get("extra_hosts", []))
     assert set(hosts) == expected, describe(run)
     assert {name: counts["changed"] for name, counts in hosts.items()} == dict.fromkeys(hosts, 0)
 

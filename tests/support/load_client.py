@@ -12,7 +12,8 @@ client unsure whether its request was lost). Every request is recorded with its 
 * ``refused``: the connection was refused (the port is closed: the node is down);
 * ``unreachable``: no route to the address (the host itself is down: rebooting);
 * ``reset``: the connection broke after the request was sent (a request lost in flight);
-* ``timeout``: no answer within the request timeout (REQUEST_TIMEOUT_S).
+* ``timeout``: no answer within the request timeout (REQUEST_TIMEOUT_S);
+* ``tls``: an https:// target's TLS handshake failed (its certificate is not trusted).
 
 Each sample also records how long its request took, so a slow answer is seen (each report's
 ``slowest``) without being counted as lost.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import ssl
 import threading
 import time
 from collections import Counter
@@ -82,6 +84,8 @@ class LoadClient:
     max_seconds: float = 600.0
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
     samples: list[Sample] = field(default_factory=list)
+    # https:// targets are verified against this CA bundle (PEM), else the system's.
+    cafile: str | None = None
 
     def __post_init__(self) -> None:
         # Why the client stopped sending by itself ("" while it has not): a test whose fault
@@ -91,6 +95,7 @@ class LoadClient:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._t0 = 0.0
+        self._tls = ssl.create_default_context(cafile=self.cafile)
 
     def now(self) -> float:
         """Seconds since start(), on the clock of the samples."""
@@ -138,13 +143,18 @@ class LoadClient:
         path = parts.path or "/"
         while not self._stop.is_set():
             sent = self.now()
-            outcome = self._one(parts.hostname, parts.port or 80, path)
+            outcome = self._one(parts.scheme, parts.hostname, parts.port, path)
             if not self._record(name, sent, outcome, self.now() - sent):
                 break
             self._stop.wait(PAUSE_S)
 
-    def _one(self, hostname: str, port: int, path: str) -> str:
-        conn = http.client.HTTPConnection(hostname, port, timeout=REQUEST_TIMEOUT_S)
+    def _one(self, scheme: str, hostname: str, port: int | None, path: str) -> str:
+        if scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                hostname, port or 443, timeout=REQUEST_TIMEOUT_S, context=self._tls
+            )
+        else:
+            conn = http.client.HTTPConnection(hostname, port or 80, timeout=REQUEST_TIMEOUT_S)
         try:
             conn.request("POST", path, body=self.body, headers=self.headers)
             resp = conn.getresponse()
@@ -155,6 +165,8 @@ class LoadClient:
             return "timeout"
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             return "reset"
+        except ssl.SSLError:  # an OSError too
+            return "tls"
         except OSError as err:
             if err.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
                 return "unreachable"

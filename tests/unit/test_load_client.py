@@ -206,3 +206,44 @@ def test_client_records_how_long_each_request_took(load_client):
         http.close()
     assert [s.outcome for s in client.samples] == ["ok", "ok"]
     assert all(0.2 <= s.took < 5 for s in client.samples), client.samples
+
+
+def test_https_target_is_verified_against_the_given_ca(load_client, tmp_path):
+    """An https:// target answers over TLS when its certificate is in CAFILE (a self-signed
+    certificate for 127.0.0.1, made by openssl here); without it every request is "tls"."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    http = LocalHTTPServer(Ok)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    http.server.socket = context.wrap_socket(http.server.socket, server_side=True)
+    try:
+        url = f"https://127.0.0.1:{http.port}/score"
+        trusted = load_client.LoadClient({"lb": url}, b"{}", max_requests=2, cafile=str(cert))
+        trusted.start()
+        assert ends_by_itself(trusted, within=10)
+        stranger = load_client.LoadClient({"lb": url}, b"{}", max_requests=2).start()
+        assert ends_by_itself(stranger, within=10)
+    finally:
+        http.close()
+    assert [s.outcome for s in trusted.samples] == ["ok", "ok"]
+    assert [s.outcome for s in stranger.samples] == ["tls", "tls"]

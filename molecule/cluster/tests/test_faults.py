@@ -109,7 +109,7 @@ def nodes(host):
     groups = host.ansible.get_variables()["groups"]
     head = groups["ray_head"][0]
     hosts = {name: peer(host, name) for name in [head, *groups["ray_workers"]]}
-    balancers = {name: peer(host, name) for name in groups.get("lab_load_balancer", [])}
+    balancers = {name: peer(host, name) for name in groups.get("load_balancer", [])}
     return {
         "head": head,
         "workers": list(groups["ray_workers"]),
@@ -126,11 +126,43 @@ def app(rayvars):
     return next(a for a in rayvars["ray_serve_applications"] if "smoke_test" in a)
 
 
+class Targets(dict):
+    """Target name -> URL, and the CA bundle its https:// URLs are verified against."""
+
+    cafile: str | None = None
+
+    def plus(self, name: str, url: str) -> Targets:
+        out = Targets({**self, name: url})
+        out.cafile = self.cafile
+        return out
+
+    def without(self, name: str) -> Targets:
+        out = Targets({key: url for key, url in self.items() if key != name})
+        out.cafile = self.cafile
+        return out
+
+
 @pytest.fixture
-def targets(nodes, rayvars, app):
-    """Every node's Serve port and the load balancer's (which listens on the same port)."""
-    ips = {**nodes["ips"], **nodes["balancers"]}
-    return {name: smoke_url(ip, rayvars, app) for name, ip in ips.items()}
+def targets(nodes, rayvars, app, host):
+    """Every node's Serve port, and the load balancer's HTTPS port when the inventory gives it
+    a certificate (its plain HTTP port redirects there), else its HTTP port."""
+    out = Targets({name: smoke_url(ip, rayvars, app) for name, ip in nodes["ips"].items()})
+    for name, ip in nodes["balancers"].items():
+        url, cafile = balancer_url(peer(host, name), ip, rayvars, app)
+        out[name], out.cafile = url, cafile or out.cafile
+    return out
+
+
+def balancer_url(balancer, ip: str, rayvars, app) -> tuple[str, str | None]:
+    """The URL of APP's smoke-test request through the load balancer BALANCER at IP, and the
+    CA bundle that verifies it: HTTPS with the certificate the inventory names (templated on
+    the controller, as the role reads it), else plain HTTP."""
+    path = (app.get("route_prefix") or "/").rstrip("/") + app["smoke_test"]["path"]
+    cert = balancer.ansible("debug", "var=load_balancer_tls_certificate")
+    cafile = str(cert.get("load_balancer_tls_certificate") or "").strip()
+    if cafile and "VARIABLE IS NOT DEFINED" not in cafile:
+        return f"https://{ip}:{rayvars['load_balancer_tls_port']}{path}", cafile
+    return f"http://{ip}:{rayvars['load_balancer_port']}{path}", None
 
 
 def smoke_url(ip: str, rayvars, app) -> str:
@@ -160,7 +192,11 @@ def under_load(targets, app, fault, limit_s: float, joining=()):
     Targets named in JOINING need not serve before the fault (a node the fault adds)."""
     body = json.dumps(app["smoke_test"]["body"]).encode()
     with LoadClient(
-        targets, body, max_requests=LOAD_LIMIT_REQUESTS, max_seconds=LOAD_LIMIT_S
+        targets,
+        body,
+        max_requests=LOAD_LIMIT_REQUESTS,
+        max_seconds=LOAD_LIMIT_S,
+        cafile=getattr(targets, "cafile", None),
     ) as client:
         time.sleep(BASELINE_S)
         base = report(list(client.samples))
@@ -808,7 +844,7 @@ def test_host_out_for_repair_a_new_host_joins_and_one_run_brings_it_back(
     mine = next(a for a in changed if a["name"] == app["name"])
     args = mine.setdefault("args", {})
     args["max_items"] = args.get("max_items", 10000) - 1  # a change Serve rolls out
-    others = {name: url for name, url in targets.items() if name != worker}
+    others = targets.without(worker)
     run = {}
 
     def change(client):
@@ -834,7 +870,10 @@ def test_host_out_for_repair_a_new_host_joins_and_one_run_brings_it_back(
 
     def all_serve(names):
         body = app["smoke_test"]["body"]
-        return all(http(targets[name], method="POST", body=body)[0] == 200 for name in names)
+        return all(
+            http(targets[name], method="POST", body=body, cafile=targets.cafile)[0] == 200
+            for name in names
+        )
 
     down_at = time.monotonic()
     subprocess.run(["docker", "stop", "--time", "120", worker], check=True, timeout=240)
@@ -856,7 +895,7 @@ def test_host_out_for_repair_a_new_host_joins_and_one_run_brings_it_back(
             )
             assert wait_until(lambda: all_serve(others), timeout=60, step=2), "not serving again"
             reports, join_facts, join_client = under_load(
-                {**others, new: spare["url"]},
+                others.plus(new, spare["url"]),
                 app,
                 change,
                 limit_s=JOIN_SERVES_S,
@@ -889,7 +928,7 @@ def test_host_out_for_repair_a_new_host_joins_and_one_run_brings_it_back(
             # is what the run below must repair rather than wait on.
             watched = wait_until(lambda: watchdog_saw_it_answer(node, unit), timeout=120, step=2)
             back_reports, back_facts, back_client = under_load(
-                {**targets, new: spare["url"]}, app, back, limit_s=90
+                targets.plus(new, spare["url"]), app, back, limit_s=90
             )
         print(f"{worker}: serving {rejoined_s:.1f} s after its Ray unit was active again")
         assert rejoined, f"{worker} not serving {REJOIN_SERVES_S} s after its unit was active"

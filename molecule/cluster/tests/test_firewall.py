@@ -1,7 +1,8 @@
 """A host that is not a cluster member (the load balancer's host) reaches Serve and nothing
 else, but the metrics ports when it is the monitoring host (group monitoring: the scrapers'
-zone), which the controller (admin, not a scraper) then does not reach; the controller reaches
-the dashboard only with the cluster token.
+zone), which the controller (admin, not a scraper) then does not reach, and the head's
+dashboard, which it publishes to the admin networks (group load_balancer: the proxies' set);
+the controller reaches the dashboard only with the cluster token.
 
 Every "cannot reach" is asserted on a port that is shown to listen first (read with `ss` on
 the node), so a closed port cannot pass for a filtered one. Ports come from the scenario's
@@ -16,7 +17,7 @@ import pytest
 
 from conftest import IP_CMD, http, peer, run_playbook
 
-testinfra_hosts = ["ansible://lab_load_balancer"]
+testinfra_hosts = ["ansible://load_balancer"]
 
 
 @pytest.fixture
@@ -113,6 +114,8 @@ def test_outsider_cannot_reach_a_listening_control_port(host, nodes, rayvars, po
     if port_var == "prometheus_port" and not set(groups.get("monitoring", [])) <= set(nodes):
         pytest.skip("Prometheus runs outside the cluster, where ray_firewall does not run")
     from_controller = port_var in METRICS_PORTS and is_scraper(host)
+    if port_var == "ray_dashboard_port" and is_proxy(host):
+        pytest.skip("the load balancer reaches the dashboard (test_proxy_reaches_the_dashboard)")
     checked = []
     for name, ip in nodes.items():
         if port in listening(peer(host, name), ip):
@@ -122,6 +125,26 @@ def test_outsider_cannot_reach_a_listening_control_port(host, nodes, rayvars, po
             else:
                 assert not reachable(host, ip, port), f"{name}:{port} ({port_var})"
     assert checked, f"{port_var}: no node listens on {port}, so nothing was proven"
+
+
+def is_proxy(host) -> bool:
+    """`host` is in the proxies' set: a host of group load_balancer."""
+    variables = host.ansible.get_variables()
+    return variables["inventory_hostname"] in variables["groups"].get("load_balancer", [])
+
+
+def test_proxy_reaches_the_dashboard_and_not_the_ray_client(host, nodes, head_ip, rayvars):
+    """The load balancer's host reaches the head's dashboard (it passes the admin networks'
+    requests on) and still not the Ray Client port beside it, which test_outsider_... checks
+    on every node too."""
+    if not is_proxy(host):
+        pytest.skip("this host is not a load balancer")
+    head = peer(host, host.ansible.get_variables()["groups"]["ray_head"][0])
+    listens = listening(head, head_ip)
+    for var in ("ray_dashboard_port", "ray_client_server_port"):
+        assert rayvars[var] in listens, f"the head does not listen on {var}: nothing is proven"
+    assert reachable(host, head_ip, rayvars["ray_dashboard_port"])
+    assert not reachable(host, head_ip, rayvars["ray_client_server_port"])
 
 
 @pytest.mark.parametrize("port_var", METRICS_PORTS)
