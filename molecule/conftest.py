@@ -214,13 +214,24 @@ def agree(document: dict, checks: dict, ids: tuple[str, ...] = ()) -> None:
     ], (checks, document["checks"])
 
 
+def smoke_path(application: dict) -> str:
+    """The HTTP path of APPLICATION's smoke test: its route prefix, then the test's path."""
+    return (application.get("route_prefix") or "/").rstrip("/") + application["smoke_test"]["path"]
+
+
+def inventory_value(host, name: str) -> str:
+    """Variable NAME of `host` as the roles read it (templated by Ansible on the controller),
+    "" when the inventory does not set it."""
+    value = str(host.ansible("debug", f"var={name}").get(name) or "").strip()
+    return "" if "VARIABLE IS NOT DEFINED" in value else value
+
+
 def smoke(ip: str, rayvars: dict, application: dict) -> tuple[int, object]:
     """(status, body) of APPLICATION's smoke test (ray_serve_applications' own key) asked of
     the Serve port at IP from the controller."""
     test = application["smoke_test"]
-    prefix = application.get("route_prefix", "/").rstrip("/")
     return http(
-        f"http://{ip}:{rayvars['ray_serve_http_port']}{prefix}{test['path']}",
+        f"http://{ip}:{rayvars['ray_serve_http_port']}{smoke_path(application)}",
         test.get("method", "GET"),
         test.get("body"),
     )

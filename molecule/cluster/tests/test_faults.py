@@ -30,7 +30,16 @@ import yaml
 from alert_receiver import AlertReceiver
 from load_client import LoadClient, describe, report
 
-from conftest import IP_CMD, ROOT, http, peer, run_playbook, wait_until
+from conftest import (
+    IP_CMD,
+    ROOT,
+    http,
+    inventory_value,
+    peer,
+    run_playbook,
+    smoke_path,
+    wait_until,
+)
 
 testinfra_hosts = ["ansible://ray_head"]
 
@@ -157,18 +166,15 @@ def balancer_url(balancer, ip: str, rayvars, app) -> tuple[str, str | None]:
     """The URL of APP's smoke-test request through the load balancer BALANCER at IP, and the
     CA bundle that verifies it: HTTPS with the certificate the inventory names (templated on
     the controller, as the role reads it), else plain HTTP."""
-    path = (app.get("route_prefix") or "/").rstrip("/") + app["smoke_test"]["path"]
-    cert = balancer.ansible("debug", "var=load_balancer_tls_certificate")
-    cafile = str(cert.get("load_balancer_tls_certificate") or "").strip()
-    if cafile and "VARIABLE IS NOT DEFINED" not in cafile:
-        return f"https://{ip}:{rayvars['load_balancer_tls_port']}{path}", cafile
-    return f"http://{ip}:{rayvars['load_balancer_port']}{path}", None
+    cafile = inventory_value(balancer, "load_balancer_tls_certificate")
+    if cafile:
+        return f"https://{ip}:{rayvars['load_balancer_tls_port']}{smoke_path(app)}", cafile
+    return f"http://{ip}:{rayvars['load_balancer_port']}{smoke_path(app)}", None
 
 
 def smoke_url(ip: str, rayvars, app) -> str:
     """The URL of APP's smoke-test request on the Serve port at IP."""
-    path = (app.get("route_prefix") or "/").rstrip("/") + app["smoke_test"]["path"]
-    return f"http://{ip}:{rayvars['ray_serve_http_port']}{path}"
+    return f"http://{ip}:{rayvars['ray_serve_http_port']}{smoke_path(app)}"
 
 
 def serving_steadily(client: LoadClient, names, since: float) -> bool:

@@ -16,7 +16,7 @@ from http import client as http_client
 
 import pytest
 
-from conftest import IP_CMD, http, peer
+from conftest import IP_CMD, http, inventory_value, peer, smoke_path
 
 testinfra_hosts = ["ansible://load_balancer"]
 
@@ -29,20 +29,14 @@ def lb_ip(host) -> str:
 @pytest.fixture
 def certificate(host) -> str:
     """The certificate file the inventory names, templated as the role reads it."""
-    got = host.ansible("debug", "var=load_balancer_tls_certificate")
-    path = str(got.get("load_balancer_tls_certificate") or "").strip()
+    path = inventory_value(host, "load_balancer_tls_certificate")
     assert path, "the scenario names no certificate"
-    assert "NOT DEFINED" not in path, "the scenario names no certificate"
     return path
 
 
 @pytest.fixture
 def app(rayvars) -> dict:
     return next(a for a in rayvars["ray_serve_applications"] if "smoke_test" in a)
-
-
-def app_path(app: dict) -> str:
-    return (app.get("route_prefix") or "/").rstrip("/") + app["smoke_test"]["path"]
 
 
 @pytest.fixture
@@ -59,7 +53,7 @@ def test_serve_answers_over_tls_with_the_inventorys_certificate(lb_ip, rayvars, 
     try:
         conn.request(
             app["smoke_test"].get("method", "POST"),
-            app_path(app),
+            smoke_path(app),
             body=json.dumps(app["smoke_test"]["body"]),
             headers={"Content-Type": "application/json"},
         )
@@ -79,14 +73,14 @@ def test_serve_answers_over_tls_with_the_inventorys_certificate(lb_ip, rayvars, 
 def test_plain_http_is_redirected_to_https_keeping_the_method(lb_ip, rayvars, app):
     conn = http_client.HTTPConnection(lb_ip, rayvars["load_balancer_port"], timeout=10)
     try:
-        conn.request("POST", app_path(app) + "?x=1", body=b"{}")
+        conn.request("POST", smoke_path(app) + "?x=1", body=b"{}")
         resp = conn.getresponse()
         resp.read()
     finally:
         conn.close()
     assert resp.status == 308
     assert resp.getheader("Location") == (
-        f"https://{lb_ip}:{rayvars['load_balancer_tls_port']}{app_path(app)}?x=1"
+        f"https://{lb_ip}:{rayvars['load_balancer_tls_port']}{smoke_path(app)}?x=1"
     )
 
 
