@@ -294,3 +294,24 @@ def test_module_fails_on_an_unreadable_config(cluster_info, cluster_stub, tmp_pa
     assert result["rc"] == 1
     assert result["msg"].startswith(f"cannot read Serve config {tmp_path / 'missing.json'}")
     assert cluster_stub.calls() == []
+
+
+def test_module_waits_out_a_busy_gcs_between_its_reads(cluster_info, cluster_stub, capsys):
+    """The head's GCS answered its health check, then failed the node list once with HTTP 503
+    (as a busy head does under load): with a wait, the node list is asked again and the anchor
+    count is the ALIVE nodes', never a count from a failed read. Without a wait the failure is
+    reported, with no count."""
+    busy = Answer(503, "Health check failed: RPC error: Deadline Exceeded")
+    cluster_stub.answer(NODES, busy, recorded("cluster_worker_stopped_nodes"))
+    args = {"dashboard_url": cluster_stub.url, "gather_subset": ["nodes"], "wait": 20}
+    result = run_module(cluster_info, args, capsys)
+    assert result["dashboard"] == {"url": cluster_stub.url, "answers": True, "error": ""}
+    assert result["proxy_anchor_replicas"] == 2
+    assert cluster_stub.calls() == [("GET", GCS_HEALTH), ("GET", NODES), ("GET", NODES)]
+
+    cluster_stub.answer(NODES, busy)
+    once = run_module(cluster_info, {**args, "wait": 0}, capsys)
+    assert once["dashboard"]["answers"] is True
+    assert "HTTP 503" in once["dashboard"]["error"]
+    assert once["proxy_anchor_replicas"] is None  # no count: the role fails on it
+    assert once["healthy"] is False

@@ -38,6 +38,7 @@ import time
 import pytest
 from unit_support import (
     API,
+    NODES,
     UNAUTHORIZED_BODY,
     Answer,
     RecordedDashboard,
@@ -567,3 +568,16 @@ def test_write_json_atomic(ray_dashboard, tmp_path):
     assert ray_dashboard.write_json_atomic(str(path), new_build_config()) is True
     assert json.loads(path.read_text()) == new_build_config()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last-good.json"]  # no temp file left
+
+
+def test_node_list_is_retried_like_serves_state(ray_dashboard, dashboard_stub):
+    unavailable = Answer(503, "Health check failed: RPC error: Deadline Exceeded")
+    dashboard_stub.answer(NODES, unavailable, {"result": True, "data": {"summary": []}})
+    api = ray_dashboard.Dashboard(dashboard_stub.url)
+    assert api.nodes(wait_s=5) == {"summary": []}
+    assert dashboard_stub.calls() == [("GET", NODES)] * 2
+
+    dashboard_stub.answer(NODES, unavailable)
+    with pytest.raises(ray_dashboard.DashboardError) as err:
+        api.nodes()
+    assert err.value.status == 503

@@ -46,8 +46,9 @@ options:
     default: 0
     description:
       - Seconds to wait for the dashboard to answer C(/api/gcs_healthz) (a head that is
-        starting) before giving up on it. 0 asks once. A 4xx answer (a wrong token) is not
-        waited on.
+        starting) and then every read of O(gather_subset) (a busy GCS can fail one call with
+        HTTP 503) before giving up on it; one deadline for all of them. 0 asks once. A 4xx
+        answer (a wrong token) is not waited on.
   config_path:
     type: path
     description:
@@ -195,6 +196,7 @@ reasons:
 """
 
 import json
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ray_dashboard import (
@@ -240,13 +242,20 @@ def read(p: dict, desired: dict | None) -> dict:
     subset = set(p["gather_subset"])
     dashboard = {"url": api.base, "answers": False, "error": ""}
     nodes_data = details = actors = None
+    # One deadline for the whole read: a GCS that answered can still be too busy for the next
+    # call (HTTP 503 "Deadline Exceeded"), and a fact read from a failed call would be wrong.
+    deadline = time.monotonic() + max(0, p["wait"])
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
     try:
-        api.gcs_healthy(wait_s=max(0, p["wait"]))
+        api.gcs_healthy(wait_s=left())
         dashboard["answers"] = True
         if "nodes" in subset:
-            nodes_data = api.nodes()
+            nodes_data = api.nodes(wait_s=left())
         if "serve" in subset:
-            details = api.serve_details()
+            details = api.serve_details(wait_s=left())
         if "serve_actors" in subset:
             actors = api.alive_actors()
     except DashboardError as err:

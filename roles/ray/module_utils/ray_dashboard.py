@@ -31,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from typing import Any
 
 SERVE_API = "/api/serve/applications/"
 NODES_API = "/nodes?view=summary"
@@ -111,35 +112,38 @@ class Dashboard:
             raise DashboardError(f"{method} {path}: no answer from {self.base}: {err!r}") from err
         return text
 
-    def serve_details(self, wait_s: float = 0, clock: Callable[[], float] = time.monotonic) -> dict:
-        """Serve's state; retried for WAIT_S seconds while the dashboard is down or answers 5xx
-        (it comes up after the GCS). A 4xx (a bad token) is raised at once."""
+    def retried(
+        self,
+        call: Callable[[], Any],
+        wait_s: float = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Any:
+        """CALL's result, CALL retried for WAIT_S seconds while the dashboard is down or answers
+        5xx (it comes up after the GCS, and a busy GCS can answer ``Deadline Exceeded`` once);
+        the last DashboardError after that. A 4xx (a bad token) is raised at once."""
         deadline = clock() + wait_s
         while True:
             try:
-                return self.request("GET", SERVE_API)
+                return call()
             except DashboardError as err:
                 if (err.status is not None and err.status < 500) or clock() >= deadline:
                     raise
             time.sleep(POLL_S)
+
+    def serve_details(self, wait_s: float = 0, clock: Callable[[], float] = time.monotonic) -> dict:
+        """Serve's state, retried for WAIT_S seconds (``retried``)."""
+        return self.retried(lambda: self.request("GET", SERVE_API), wait_s, clock)
 
     def gcs_healthy(self, wait_s: float = 0, clock: Callable[[], float] = time.monotonic) -> None:
         """Returns once the dashboard answers ``/api/gcs_healthz`` (it reaches a healthy GCS),
-        retried for WAIT_S seconds while it does not; raises the last DashboardError after
-        that. A 4xx (a bad token) is raised at once."""
-        deadline = clock() + wait_s
-        while True:
-            try:
-                self.request_text("GET", GCS_HEALTH_API)
-                return
-            except DashboardError as err:
-                if (err.status is not None and err.status < 500) or clock() >= deadline:
-                    raise
-            time.sleep(POLL_S)
+        retried for WAIT_S seconds (``retried``)."""
+        self.retried(lambda: self.request_text("GET", GCS_HEALTH_API), wait_s, clock)
 
-    def nodes(self) -> dict:
-        """The cluster's nodes, alive and dead: ``data`` of ``/nodes?view=summary``."""
-        return self.request("GET", NODES_API).get("data") or {}
+    def nodes(self, wait_s: float = 0, clock: Callable[[], float] = time.monotonic) -> dict:
+        """The cluster's nodes, alive and dead: ``data`` of ``/nodes?view=summary``, retried
+        for WAIT_S seconds (``retried``)."""
+        answer = self.retried(lambda: self.request("GET", NODES_API), wait_s, clock)
+        return answer.get("data") or {}
 
     def alive_actors(self) -> list[dict]:
         """Every ALIVE actor of the cluster (the state API of ``ray list actors``)."""
