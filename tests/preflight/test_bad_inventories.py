@@ -81,6 +81,10 @@ def no_head(inv: dict, ctx: Context) -> None:
     del inv["all"]["children"]["ray_head"]
 
 
+def cluster_name_invalid(inv: dict, ctx: Context) -> None:
+    all_vars(inv)["ray_cluster_name"] = "prod/eu west"
+
+
 def two_heads(inv: dict, ctx: Context) -> None:
     group(inv, "ray_head")["worker1"] = group(inv, "ray_workers").pop("worker1")
 
@@ -425,6 +429,13 @@ BAD_CASES = [
     ),
     Case("no-head", no_head, "exactly one host in group 'ray_head'; it has 0 (none)"),
     Case("two-heads", two_heads, "it has 2 (head, worker1)"),
+    Case(
+        "cluster-name-invalid",
+        cluster_name_invalid,
+        "ray_cluster_name must be letters, digits, '.', '_' or '-', starting with a letter or "
+        "digit (it labels every metric as ray_io_cluster and names a directory); got "
+        '"prod/eu west".',
+    ),
     Case("host-in-both-groups", host_in_both_groups, "head in both 'ray_head' and 'ray_workers'"),
     Case(
         "not-root",
