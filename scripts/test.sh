@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # THE test entry point (`make test`, and CI through .ci/run). From a clean clone it:
-#   1. docker      scripts/ensure-docker.sh (start, or install and start, a Docker engine)
+#   1. docker      scripts/ensure-docker.sh (start, or install and start, a Docker engine);
+#      chromium    scripts/ensure-chromium.sh (Debian's Chromium, for the console pages' test)
 #   2. bootstrap   scripts/bootstrap.sh (the tooling venv; its bin/ goes first on PATH)
 #   3. host-image  scripts/build-host-image.sh, once per Debian release the scenarios run on
 #                  (exports RAYFORGE_HOST_IMAGE = the bookworm tag, RAYFORGE_HOST_IMAGE_TRIXIE =
@@ -236,6 +237,12 @@ if [ "$skip_molecule" = 1 ]; then
     skip docker "Molecule skipped"
 elif step --limit 300 docker scripts/ensure-docker.sh; then
     docker_ok=1
+fi
+# The cluster scenario loads Prometheus' console pages in a real browser: Debian's Chromium.
+if [ "$skip_molecule" = 1 ]; then
+    skip chromium "Molecule skipped"
+else
+    step --limit 600 chromium scripts/ensure-chromium.sh
 fi
 
 # 2. The tooling venv. Nothing after this can run without it.

@@ -4,6 +4,7 @@ Runs once, from the head's point of view; the other hosts are reached through th
 Ansible inventory Molecule made.
 """
 
+import re
 import urllib.error
 import urllib.request
 
@@ -163,13 +164,27 @@ def test_stop_then_start_comes_back_serving(host, cluster, dashboard, rayvars):
         )
         assert status == 200, body
         assert body["scores"] == [pytest.approx(0.15)]
+    runs = []
     assert wait_until(
         lambda: (
-            run_playbook(
-                host, "playbooks/status.yml", "-e", "status_strict=true", check=False
-            ).returncode
-            == 0
+            runs.append(
+                run_playbook(host, "playbooks/status.yml", "-e", "status_strict=true", check=False)
+            )
+            or runs[-1].returncode == 0
         ),
         timeout=240,
         step=5,
     )
+    # The report links Prometheus' console pages, the cluster's and each application's, on
+    # the monitoring host at the inventory's Prometheus port; each link answers.
+    links = re.findall(r"(http://\S+/consoles/rayforge-\S+)", runs[-1].stdout)
+    port = rayvars["prometheus_port"]
+    assert any(link.endswith("/rayforge-cluster.html") for link in links), runs[-1].stdout[-3000:]
+    for app in rayvars["ray_serve_applications"]:
+        page = f"rayforge-serve.html?application={app['name']}"
+        assert any(link.endswith(page) for link in links), links
+    for link in links:
+        assert f":{port}/consoles/" in link, link
+        status, body = http(link)
+        assert status == 200, f"{link}: {status} {str(body)[:500]}"
+        assert "<html" in body, body
