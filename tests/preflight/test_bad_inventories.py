@@ -409,7 +409,28 @@ def lb_on_head_takes_the_dashboard_port(inv: dict, ctx: Context) -> None:
     )
 
 
+def grafana_without_admin_password(inv: dict, ctx: Context) -> None:
+    """Grafana asked for (on the head: no monitoring group), its package named, no password."""
+    all_vars(inv).update(grafana_enabled=True, grafana_package_deb="/srv/grafana.deb")
+
+
+def grafana_on_prometheus_port(inv: dict, ctx: Context) -> None:
+    all_vars(inv).update(grafana_port=19090, prometheus_port=19090)
+
+
 BAD_CASES = [
+    Case(
+        "grafana-without-admin-password",
+        grafana_without_admin_password,
+        "grafana_enabled is true on head but grafana_admin_password is empty: set it in the "
+        "inventory's vault",
+    ),
+    Case(
+        "grafana-on-prometheus-port",
+        grafana_on_prometheus_port,
+        "grafana_port on head is 19090: it must be a port number from 1 to 65535 other than "
+        "prometheus_port (19090)",
+    ),
     Case(
         "lb-certificate-missing",
         lb_certificate_missing,
