@@ -51,6 +51,7 @@ def reachable_from_controller(ip, port) -> bool:
 METRICS_PORTS = (
     "ray_metrics_export_port",
     "ray_dashboard_metrics_port",
+    "ray_autoscaler_metrics_port",
     "ray_node_exporter_port",
     "ray_serve_haproxy_metrics_port",
 )
@@ -100,6 +101,7 @@ def test_outsider_gets_answers_from_serve_on_every_node(host, nodes, rayvars):
         "ray_dashboard_agent_listen_port",
         "ray_metrics_export_port",
         "ray_dashboard_metrics_port",
+        "ray_autoscaler_metrics_port",
         "ray_node_exporter_port",
         "ray_serve_haproxy_stats_port",
         "ray_serve_haproxy_metrics_port",

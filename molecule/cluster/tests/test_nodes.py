@@ -45,6 +45,7 @@ def test_raylet_runs_as_unprivileged_user(host, rayvars):
         ("ray_gcs_port", "head"),
         ("ray_dashboard_port", "head"),
         ("ray_dashboard_metrics_port", "head"),
+        ("ray_autoscaler_metrics_port", "head"),
         ("ray_client_server_port", "head"),
         ("ray_node_manager_port", "every"),
         ("ray_object_manager_port", "every"),

@@ -164,15 +164,20 @@ def test_up_query_has_one_series_per_node_at_1(host, prometheus, job):
     assert all_one(result), result
 
 
-def test_the_heads_dashboard_is_an_up_target(host, prometheus, rayvars):
-    """Job ray_dashboard: the head dashboard's own metrics, on the inventory's port (what
-    RayDashboardDown reads)."""
+@pytest.mark.parametrize(
+    ("job", "port_var"),
+    [
+        ("ray_dashboard", "ray_dashboard_metrics_port"),
+        ("ray_autoscaler", "ray_autoscaler_metrics_port"),
+    ],
+)
+def test_the_heads_own_exporters_are_up_targets(host, prometheus, rayvars, job, port_var):
+    """Jobs ray_dashboard (the head dashboard's own metrics, what RayDashboardDown reads) and
+    ray_autoscaler (the autoscaler monitor's node counts, which Ray's dashboards read), each on
+    the inventory's port of the head."""
     heads = host.ansible.get_variables()["groups"]["ray_head"]
-    expected = [
-        f"{peer(host, n).check_output(IP_CMD)}:{rayvars['ray_dashboard_metrics_port']}"
-        for n in heads
-    ]
-    targets = ray_targets(prometheus, "ray_dashboard")
+    expected = [f"{peer(host, n).check_output(IP_CMD)}:{rayvars[port_var]}" for n in heads]
+    targets = ray_targets(prometheus, job)
     assert [t["labels"]["instance"] for t in targets] == expected, targets
     assert [t["labels"]["node"] for t in targets] == heads, targets
     assert all(t["health"] == "up" for t in targets), [t["lastError"] for t in targets]
