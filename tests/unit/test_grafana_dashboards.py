@@ -193,7 +193,7 @@ def test_the_provisioning_files_are_grafanas_data_source_and_dashboard_provider(
     assert provider["type"] == "file"
     assert provider["folder"] == "Ray"
     assert provider["allowUiUpdates"] is False
-    assert provider["options"]["path"] == "/srv/g/2.60.0/dashboards"
+    assert provider["options"]["path"] == "/srv/g/current/dashboards"
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,7 @@ def test_stop_then_start_comes_back_serving(host, cluster, dashboard, rayvars):
     )
     # The report links Prometheus' console pages, the cluster's and each application's, on
     # the monitoring host at the inventory's Prometheus port; each link answers.
-    links = re.findall(r"(http://\S+/consoles/rayforge-\S+)", runs[-1].stdout)
+    links = re.findall(r"(http://[^\s']+/consoles/rayforge-[^\s']+)", runs[-1].stdout)
     port = rayvars["prometheus_port"]
     assert any(link.endswith("/rayforge-cluster.html") for link in links), runs[-1].stdout[-3000:]
     for app in rayvars["ray_serve_applications"]:

@@ -274,7 +274,9 @@ def test_the_dashboards_are_ray_s_own_for_the_installed_version(scenario, rayvar
     ), sorted(found)
     assert len(found) >= 8, sorted(found)
     provider = monitor.file(f"{base}/{version}/provisioning/dashboards/rayforge.yml")
-    assert f"{base}/{version}/dashboards" in provider.content_string
+    # Through the link, so a running Grafana follows an upgrade (it reads provisioning only
+    # when it starts).
+    assert f"{base}/current/dashboards" in provider.content_string
     datasource = monitor.file(f"{base}/{version}/provisioning/datasources/rayforge.yml")
     assert str(rayvars["prometheus_port"]) in datasource.content_string
 
