@@ -163,7 +163,14 @@ class LoadClient:
             return "refused"
         except TimeoutError:
             return "timeout"
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        except (
+            http.client.RemoteDisconnected,
+            http.client.IncompleteRead,
+            ConnectionResetError,
+            BrokenPipeError,
+        ):
+            # Closed by the peer before the whole answer: as a node whose Ray dies does to a
+            # request in flight (IncompleteRead: it had begun answering).
             return "reset"
         except ssl.SSLError:  # an OSError too
             return "tls"

@@ -166,6 +166,32 @@ def test_closed_port_is_refused(load_client, closed_port):
     assert [s.outcome for s in client.samples] == ["refused"] * 3
 
 
+def test_an_answer_cut_short_is_a_reset(load_client):
+    """A peer that closes the connection in the middle of its answer (a node whose Ray dies
+    with the request in flight) is a reset, as one that closes before answering."""
+
+    class CutShort(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"scores"')
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    http = LocalHTTPServer(CutShort)
+    try:
+        url = f"http://127.0.0.1:{http.port}/score"
+        with load_client.LoadClient({"head": url}, b"{}", max_requests=2) as client:
+            assert ends_by_itself(client, 10)
+    finally:
+        http.close()
+    assert [s.outcome for s in client.samples] == ["reset"] * 2
+
+
 def test_stop_ends_a_running_client(load_client, server):
     client = load_client.LoadClient({"head": server.url}, b"{}").start()
     time.sleep(0.1)
